@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The single ioctl entry point of `/dev/iommu` and its extensible-struct rules.
+//!
+//! Every iommufd ioctl takes a pointer to a struct whose first `u32` is the size userspace
+//! believes the struct has. [`dispatch`] reads it and applies the same rules to every command:
+//!
+//! - a size below the command's mandatory prefix fails with `EINVAL`;
+//! - a size larger than the kernel's struct is accepted only if every extra byte is zero,
+//!   otherwise `E2BIG`;
+//! - a size between the two is zero-extended to the kernel's struct;
+//! - an unknown command fails with `ENOTTY`, an unreadable argument with `EFAULT`.
+//!
+//! Handlers see only the decoded struct and a [`Ucmd`] to write their answer back with; this file
+//! is the only place that reads the argument from user memory.
+
+use core::mem::size_of;
+use kernel::{
+    ioctl::_IO,
+    prelude::*,
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice,
+        UserSliceReader, //
+    },
+};
+
+use crate::{
+    ctx::Ctx,
+    ioas, //
+    uapi,
+};
+
+/// The ioctl type of every iommufd command.
+const IOMMUFD_TYPE: u32 = b';' as u32;
+
+/// Builds the ioctl number of the iommufd command `nr`.
+const fn iommufd_cmd(nr: u32) -> u32 {
+    _IO(IOMMUFD_TYPE, nr)
+}
+
+/// `IOMMU_DESTROY`.
+pub(crate) const IOMMU_DESTROY: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_DESTROY);
+/// `IOMMU_IOAS_ALLOC`.
+pub(crate) const IOMMU_IOAS_ALLOC: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_ALLOC);
+/// `IOMMU_IOAS_IOVA_RANGES`.
+pub(crate) const IOMMU_IOAS_IOVA_RANGES: u32 =
+    iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_IOVA_RANGES);
+
+/// One iommufd command: its argument struct and its handler.
+pub(crate) trait Command: FromBytes + AsBytes + pin_init::Zeroable {
+    /// The size of the mandatory prefix: up to the end of the last field every caller must pass.
+    const MIN_SIZE: usize;
+
+    /// Carries out the command on `ctx` with the decoded argument `cmd`.
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result;
+}
+
+/// The user's view of the argument of the ioctl being handled.
+pub(crate) struct Ucmd {
+    /// The user address of the argument.
+    arg: usize,
+    /// The size userspace declared in the leading `u32`.
+    user_size: usize,
+}
+
+impl Ucmd {
+    /// Writes `cmd` back to userspace, truncated to the size userspace declared.
+    pub(crate) fn respond<T: AsBytes>(&self, cmd: &T) -> Result {
+        let len = self.user_size.min(size_of::<T>());
+        let mut writer = UserSlice::new(UserPtr::from_addr(self.arg), len).writer();
+        writer.write_slice(&cmd.as_bytes()[..len])
+    }
+}
+
+/// How a user struct of some declared size maps onto the kernel's struct.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// Bytes to copy into the kernel's struct; the rest of it stays zero.
+    pub(crate) copy: usize,
+    /// Bytes past the kernel's struct, all of which must be zero.
+    pub(crate) tail: usize,
+}
+
+/// Applies the size rules to a user struct of `user_size` bytes, for a command whose struct is
+/// `ksize` bytes with a mandatory prefix of `min_size` bytes.
+pub(crate) fn span(user_size: usize, min_size: usize, ksize: usize) -> Result<Span> {
+    if user_size < min_size {
+        return Err(EINVAL);
+    }
+    Ok(Span {
+        copy: user_size.min(ksize),
+        tail: user_size.saturating_sub(ksize),
+    })
+}
+
+/// Consumes `len` bytes from `reader`, failing with `E2BIG` if any of them is not zero.
+fn check_zeroed(reader: &mut UserSliceReader, mut len: usize) -> Result {
+    let mut buf = [0u8; 64];
+    while len > 0 {
+        let chunk = len.min(buf.len());
+        reader.read_slice(&mut buf[..chunk])?;
+        if buf[..chunk].iter().any(|&b| b != 0) {
+            return Err(E2BIG);
+        }
+        len -= chunk;
+    }
+    Ok(())
+}
+
+/// Reads the argument of command `T` and runs it.
+fn run<T: Command>(ctx: &Ctx, arg: usize) -> Result {
+    let user_size = UserSlice::new(UserPtr::from_addr(arg), size_of::<u32>())
+        .reader()
+        .read::<u32>()? as usize;
+    let span = span(user_size, T::MIN_SIZE, size_of::<T>())?;
+
+    let mut reader = UserSlice::new(UserPtr::from_addr(arg), user_size).reader();
+    let mut cmd: T = pin_init::zeroed();
+    reader.read_slice(&mut cmd.as_bytes_mut()[..span.copy])?;
+    check_zeroed(&mut reader, span.tail)?;
+
+    T::execute(ctx, &mut cmd, &Ucmd { arg, user_size })
+}
+
+/// Handles one ioctl on `/dev/iommu`.
+pub(crate) fn dispatch(ctx: &Ctx, cmd: u32, arg: usize) -> Result {
+    match cmd {
+        IOMMU_DESTROY => run::<uapi::Destroy>(ctx, arg),
+        IOMMU_IOAS_ALLOC => run::<uapi::IoasAlloc>(ctx, arg),
+        IOMMU_IOAS_IOVA_RANGES => run::<uapi::IoasIovaRanges>(ctx, arg),
+        _ => Err(ENOTTY),
+    }
+}
+
+impl Command for uapi::Destroy {
+    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_destroy, id) + 4;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, _ucmd: &Ucmd) -> Result {
+        ctx.objects.destroy(cmd.0.id)
+    }
+}
+
+impl Command for uapi::IoasAlloc {
+    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_ioas_alloc, out_ioas_id) + 4;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+        ioas::alloc(ctx, cmd, ucmd)
+    }
+}
+
+impl Command for uapi::IoasIovaRanges {
+    const MIN_SIZE: usize =
+        core::mem::offset_of!(kernel::uapi::iommu_ioas_iova_ranges, out_iova_alignment) + 8;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+        ioas::iova_ranges(ctx, cmd, ucmd)
+    }
+}
+
+#[cfg(CONFIG_IOMMUFD_RS_KUNIT_TEST)]
+#[kunit_tests(iommufd_rs_ioctl)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_rules() -> Result {
+        // Below the mandatory prefix.
+        assert_eq!(span(11, 12, 16), Err(EINVAL));
+        assert_eq!(span(0, 8, 8), Err(EINVAL));
+        // Exactly the prefix: zero-extended.
+        assert_eq!(span(12, 12, 16)?, Span { copy: 12, tail: 0 });
+        // Exactly the kernel's size.
+        assert_eq!(span(16, 12, 16)?, Span { copy: 16, tail: 0 });
+        // Larger: the extra bytes must be checked.
+        assert_eq!(span(17, 12, 16)?, Span { copy: 16, tail: 1 });
+        assert_eq!(
+            span(u32::MAX as usize, 8, 8)?,
+            Span {
+                copy: 8,
+                tail: u32::MAX as usize - 8
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn min_sizes() {
+        // The mandatory prefixes are the upstream ones.
+        assert_eq!(<uapi::Destroy as Command>::MIN_SIZE, 8);
+        assert_eq!(<uapi::IoasAlloc as Command>::MIN_SIZE, 12);
+        assert_eq!(<uapi::IoasIovaRanges as Command>::MIN_SIZE, 32);
+    }
+
+    #[test]
+    fn ioctl_numbers() {
+        // _IO(';', 0x80), _IO(';', 0x81), _IO(';', 0x84).
+        assert_eq!(IOMMU_DESTROY, 0x3b80);
+        assert_eq!(IOMMU_IOAS_ALLOC, 0x3b81);
+        assert_eq!(IOMMU_IOAS_IOVA_RANGES, 0x3b84);
+    }
+}

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The object table of a context: ids, creation, typed lookup and destruction.
+//!
+//! Objects are named by ids from 1 to `i32::MAX`, unique among the live objects of one open file
+//! and reused after destruction. Creation is two-phase: [`ObjectTable::reserve`] takes an id that
+//! lookups cannot see yet, the creator does all its fallible work, and [`Slot::publish`] makes
+//! the object visible; dropping the [`Slot`] instead gives the id back, so a failed creation
+//! leaves nothing behind.
+//!
+//! Every live object has a `users` count: one for the table, plus one for each [`ObjRef`] (an
+//! ioctl using the object, or later another object depending on it). Lookups take the count
+//! under the table's lock, so destruction, which also holds that lock, can tell reliably that
+//! nobody but the table uses an object and refuse with `EBUSY` otherwise.
+//!
+//! Lock order: the table's lock (the XArray spinlock) is innermost. Nothing sleeps under it and
+//! no object is dropped under it.
+
+use kernel::{
+    prelude::*,
+    sync::{
+        atomic::Relaxed,
+        Arc,
+        Refcount, //
+    },
+    xarray::{
+        AllocKind,
+        Reservation,
+        XArray, //
+    },
+};
+
+use crate::ioas::Ioas;
+
+/// Every kind of object a context can hold.
+pub(crate) enum Object {
+    /// An I/O address space.
+    Ioas(Arc<Ioas>),
+}
+
+/// A table slot: an object and the count of its users.
+pub(crate) struct Entry {
+    /// One for the table plus one per [`ObjRef`].
+    users: Refcount,
+    /// The object itself.
+    obj: Object,
+}
+
+/// An object type that can be looked up by id.
+pub(crate) trait ObjectKind: Sized {
+    /// Returns the object if `obj` is of this type.
+    fn downcast(obj: &Object) -> Option<&Arc<Self>>;
+}
+
+impl ObjectKind for Ioas {
+    fn downcast(obj: &Object) -> Option<&Arc<Self>> {
+        let Object::Ioas(ioas) = obj;
+        Some(ioas)
+    }
+}
+
+/// A counted use of a live object of type `T`, obtained from [`ObjectTable::get`].
+///
+/// While it exists the object cannot be destroyed (destruction fails with `EBUSY`).
+pub(crate) struct ObjRef<T: ObjectKind> {
+    /// Keeps the table slot, and so the user count, alive.
+    entry: Arc<Entry>,
+    /// The object.
+    obj: Arc<T>,
+}
+
+impl<T: ObjectKind> core::ops::Deref for ObjRef<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.obj
+    }
+}
+
+impl<T: ObjectKind> Drop for ObjRef<T> {
+    fn drop(&mut self) {
+        // The table still holds its own count, so this never reaches zero.
+        self.entry.users.dec();
+    }
+}
+
+/// The objects of one context, by id.
+#[pin_data]
+pub(crate) struct ObjectTable {
+    /// Live objects; reserved ids read as empty.
+    #[pin]
+    xa: XArray<Arc<Entry>>,
+}
+
+/// An id reserved for an object under construction; see [`ObjectTable::reserve`].
+pub(crate) struct Slot<'a> {
+    /// The reserved index in the table.
+    res: Reservation<'a, Arc<Entry>>,
+}
+
+impl Slot<'_> {
+    /// Returns the id the object will have.
+    pub(crate) fn id(&self) -> u32 {
+        // Ids are reserved in `1..=i32::MAX`, so this cannot truncate.
+        self.res.index() as u32
+    }
+
+    /// Makes `obj` visible under this slot's id.
+    pub(crate) fn publish(self, obj: Object) -> Result {
+        let entry = Arc::new(
+            Entry {
+                users: Refcount::new(1),
+                obj,
+            },
+            GFP_KERNEL,
+        )?;
+        self.res.fill(entry, GFP_KERNEL)?;
+        Ok(())
+    }
+}
+
+impl ObjectTable {
+    /// Creates an empty table.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            xa <- XArray::new(AllocKind::Alloc1),
+        })
+    }
+
+    /// Reserves the lowest free id for a new object.
+    pub(crate) fn reserve(&self) -> Result<Slot<'_>> {
+        let res = self
+            .xa
+            .lock()
+            .reserve_limit(1..=i32::MAX as u32, GFP_KERNEL_ACCOUNT)?;
+        Ok(Slot { res })
+    }
+
+    /// Looks up the object `id` of type `T`; `ENOENT` if there is none.
+    pub(crate) fn get<T: ObjectKind>(&self, id: u32) -> Result<ObjRef<T>> {
+        let guard = self.xa.lock();
+        let entry = guard.get(id as usize).ok_or(ENOENT)?;
+        let obj = T::downcast(&entry.obj).ok_or(ENOENT)?.clone();
+        entry.users.inc();
+        Ok(ObjRef {
+            entry: entry.into(),
+            obj,
+        })
+    }
+
+    /// Destroys the object `id`, of any type.
+    ///
+    /// Fails with `ENOENT` if there is no such object and with `EBUSY` if anything but the table
+    /// uses it.
+    pub(crate) fn destroy(&self, id: u32) -> Result {
+        let removed = {
+            let mut guard = self.xa.lock();
+            let entry = guard.get(id as usize).ok_or(ENOENT)?;
+            if entry.users.as_atomic().load(Relaxed) != 1 {
+                return Err(EBUSY);
+            }
+            guard.remove(id as usize)
+        };
+        // The object is dropped here, outside the spinlock.
+        drop(removed);
+        Ok(())
+    }
+}
