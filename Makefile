@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# iommufd-rs developer entry points.  Everything is installed and built on
+# demand; build outputs live in $(IOMMUFD_RS_CACHE), by default
+# ~/.cache/iommufd-rs, never in this tree.
+
+S := scripts
+
+.PHONY: run check build build-c shell setup help
+
+help:
+	@echo "make run    - build the kernel with the Rust iommufd and boot the demo VM"
+	@echo "make check  - build and run every test (kselftests, KUnit, static checks)"
+	@echo "make build  - only build (kernel, modules, headers, kselftests)"
+	@echo "make shell  - boot the test VM (snoop-control=on) with an interactive shell"
+	@echo "make setup  - only install host packages and fetch the kernel source"
+
+setup:
+	$(S)/setup-host.sh
+	$(S)/fetch-kernel.sh
+
+build:
+	$(S)/build.sh rs
+
+build-c:
+	$(S)/build.sh c
+
+RUNDIR = $${TMPDIR:-/tmp}/iommufd-rs-run
+
+run: build
+	@rm -rf $(RUNDIR) && mkdir -p $(RUNDIR)
+	$(S)/vm.sh $${PROFILE:-sc-on} $(RUNDIR) $(CURDIR)/$(S)/guest/demo.sh $(RUNDIR) \
+		|| { tail -n 30 $(RUNDIR)/console.log; exit 1; }
+	@cat $(RUNDIR)/demo.txt
+
+shell: build
+	$(S)/vm.sh $${PROFILE:-sc-on} $(RUNDIR) shell
+
+check:
+	$(S)/check.sh

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build everything the VM needs: kernel, modules, uAPI headers and the
+# kselftests, incrementally in a build directory under the cache.
+#
+#   build.sh [rs|c]     rs (default): our iommufd; c: upstream's C iommufd
+#                       from the same source, for side-by-side comparisons.
+
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+flavour=${1:-rs}
+"$PROJECT/scripts/setup-host.sh"
+"$PROJECT/scripts/fetch-kernel.sh"
+"$PROJECT/scripts/overlay.sh"
+
+kdir=$(KDIR)
+src=$kdir/src
+build=$kdir/build-$flavour
+extra=()
+if [ "$flavour" = c ]; then
+	printf '# CONFIG_IOMMUFD_RS is not set\n' > "$kdir/upstream-c.config"
+	extra=("$kdir/upstream-c.config")
+fi
+
+# (Re)configure when the fragment or the configure logic changed.
+stamp=$(cat "$src/kernel/configs/iommufd_rs.config" \
+	"$PROJECT/scripts/configure.sh" "${extra[@]}" | sha256sum | cut -c1-16)
+if [ "$(cat "$build/.iommufd_rs-config" 2>/dev/null)" != "$stamp" ]; then
+	log "configuring $build"
+	"$PROJECT/scripts/configure.sh" "$src" "$build" "${extra[@]}"
+	echo "$stamp" > "$build/.iommufd_rs-config"
+fi
+
+jobs=$(nproc)
+log "building kernel and modules in $build"
+if ! make -s -C "$src" O="$build" -j"$jobs" 2>&1 | tee "$build/.build-log"; then
+	die "kernel build failed"
+fi
+make -s -C "$src" O="$build" headers_install
+
+log "building kselftests"
+make -s -C "$src/tools/testing/selftests/iommufd" \
+	KHDR_INCLUDES="-isystem $build/usr/include" \
+	OUTPUT="$build/kselftest/iommufd"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: build (incrementally), run the static checks on the host,
+# boot each VM profile, run the kselftests and KUnit there, and judge the
+# results.  Ends with "N passed, N failed"; exits non-zero if anything
+# failed.  Results and logs: $CACHE/results/<profile>/.
+
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+PROFILES=${PROFILES:-sc-on sc-off}
+t0=$(date +%s)
+"$PROJECT/scripts/build.sh" rs || die "build failed"
+t_build=$(( $(date +%s) - t0 ))
+
+kdir=$(KDIR)
+build=$kdir/build-rs
+results=$CACHE/results
+rm -rf "$results"
+mkdir -p "$results"
+verdicts=$results/verdicts
+
+# Host-side checks: each prints PASS/FAIL lines like judge.py.
+"$PROJECT/scripts/static-checks.sh" "$build" >> "$verdicts"
+
+for p in $PROFILES; do
+	t=$(date +%s)
+	log "booting profile $p"
+	"$PROJECT/scripts/vm.sh" "$p" "$results/$p" \
+		"$PROJECT/scripts/guest/check.sh" "$results/$p" "$build/kselftest" ||
+		log "VM $p exited with $?"
+	"$PROJECT/scripts/judge.py" "$results/$p" "$p" >> "$verdicts"
+	log "profile $p: $(( $(date +%s) - t )) s"
+done
+
+grep '^FAIL' "$verdicts" || true
+pass=$(grep -c '^PASS' "$verdicts")
+fail=$(grep -c '^FAIL' "$verdicts")
+log "build ${t_build} s, total $(( $(date +%s) - t0 )) s; details in $results"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,53 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the test VM for `make check`:  guest/check.sh <outdir> <kselftest dir>
+#
+# Writes to <outdir>: steps.tap (this script's own checks), one .tap file per
+# kselftest program, kmemleak.txt and dmesg.txt.  The host (scripts/check.sh)
+# judges them; this script never decides pass or fail by itself.
+
+set -u
+. "$(dirname "$0")/lib.sh"
+out=$1 kst=$2
+steps=$out/steps.tap
+: > "$steps"
+step() { # step <name> <command...>: record whether the command succeeded
+	local name=$1; shift
+	if "$@" >> "$out/steps.log" 2>&1; then
+		echo "ok - $name" >> "$steps"
+	else
+		echo "not ok - $name" >> "$steps"
+	fi
+}
+
+kmemleak=/sys/kernel/debug/kmemleak
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+# Forget whatever boot itself left behind, so the final scan reports only
+# what the tests leaked.
+echo scan > $kmemleak && echo clear > $kmemleak
+
+# Loading the module runs its KUnit suites (results in dmesg).
+step "modprobe iommufd" modprobe iommufd
+step "/dev/iommu is a 0660 char device" \
+	test "$(stat -c %F:%a /dev/iommu)" = "character special file:660"
+step "vfio-pci binds the test devices" setup_devices
+step "vfio cdevs exist" test -c "$(vfio_cdev "$EDU_BDF")" -a -c "$(vfio_cdev "$NIC_BDF")"
+step "kvm_amd or kvm_intel loaded" \
+	sh -c 'test -d /sys/module/kvm_amd || test -d /sys/module/kvm_intel'
+
+for prog in "$kst"/iommufd/iommufd "$kst"/iommufd/kvm_vcpu; do
+	name=$(basename "$prog")
+	(cd "$(dirname "$prog")" && timeout 300 "$prog") > "$out/$name.tap" 2>&1
+	echo "# exit status $?" >> "$out/$name.tap"
+done
+
+# Every object must be gone once the module is: unload it, then look for
+# leaks.  kmemleak only reports objects older than 5 s.
+step "rmmod vfio-pci vfio iommufd" sh -c \
+	'modprobe -r vfio-pci && modprobe -r vfio && modprobe -r iommufd'
+sleep 6
+echo scan > $kmemleak
+cat $kmemleak > "$out/kmemleak.txt"
+dmesg > "$out/dmesg.txt"
+echo done > "$out/finished"

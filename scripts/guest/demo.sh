@@ -1,0 +1,33 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The demo shown by `make run`: the test machine's devices, their IOMMU
+# groups and whether their IOMMU can enforce cache coherency, with
+# /dev/iommu served by the Rust driver.
+
+set -eu
+. "$(dirname "$0")/lib.sh"
+out=$1
+setup_devices
+
+{
+echo
+echo "kernel:     $(uname -r), iommufd module: $(modinfo -F description iommufd)"
+echo "/dev/iommu: $(stat -c '%A %U:%G, char %t:%T' /dev/iommu)"
+echo
+printf '%-14s %-10s %-26s %-6s %-9s %-24s %s\n' device vendor:dev kind group driver vfio-cdev "IOMMU enforces coherency"
+for bdf in "$EDU_BDF" "$NIC_BDF"; do
+	d=/sys/bus/pci/devices/$bdf
+	id="$(cut -c3- "$d/vendor"):$(cut -c3- "$d/device")"
+	if [ -n "$(setpci -s "$bdf" CAP_EXP+0.w 2>/dev/null)" ]; then
+		kind="PCIe"
+	else
+		kind="conventional PCI"
+	fi
+	printf '%-14s %-10s %-26s %-6s %-9s %-24s %s\n' "$bdf" "$id" "$kind" \
+		"$(basename "$(readlink "$d/iommu_group")")" \
+		"$(basename "$(readlink "$d/driver")")" "$(vfio_cdev "$bdf")" \
+		"$(iommu_snoop_control "$bdf") (ecap $(cat "/sys/class/iommu/$(basename "$(readlink "$d/iommu")")/intel-iommu/ecap"))"
+done
+echo
+} | tee "$out/demo.txt"
