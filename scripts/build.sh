@@ -29,7 +29,9 @@ stamp=$(cat "$src/kernel/configs/iommufd_rs.config" \
 	"$PROJECT/scripts/configure.sh" "${extra[@]}" | sha256sum | cut -c1-16)
 if [ "$(cat "$build/.iommufd_rs-config" 2>/dev/null)" != "$stamp" ]; then
 	log "configuring $build"
-	"$PROJECT/scripts/configure.sh" "$src" "$build" "${extra[@]}"
+	"$PROJECT/scripts/configure.sh" "$src" "$build" "${extra[@]}" \
+		> "$kdir/configure.log" 2>&1 ||
+		{ tail -n 20 "$kdir/configure.log"; die "configure failed"; }
 	echo "$stamp" > "$build/.iommufd_rs-config"
 fi
 
@@ -41,6 +43,7 @@ fi
 make -s -C "$src" O="$build" headers_install
 
 log "building kselftests"
+mkdir -p "$build/kselftest/iommufd"
 make -s -C "$src/tools/testing/selftests/iommufd" \
 	KHDR_INCLUDES="-isystem $build/usr/include" \
 	OUTPUT="$build/kselftest/iommufd"

@@ -27,6 +27,8 @@ REQUIRED_SUITES = {
     "rust_doctests_kernel": re.compile(r"xarray"),
 }
 KSELFTESTS = ["iommufd", "kvm_vcpu"]
+# guest/check.sh records this many steps when it runs to the end.
+MIN_STEPS = 8
 SPLATS = re.compile(
     r"WARNING:|BUG:|kernel BUG at|Oops|general protection fault|Kernel panic"
     r"|possible circular locking|possible recursive locking"
@@ -82,8 +84,10 @@ def main():
     if read(os.path.join(out, "finished")) is None:
         record(False, "guest script finished", "VM died or timed out; see console.log")
 
-    steps = read(os.path.join(out, "steps.tap")) or ""
-    for ok, name, _ in tap_cases(steps):
+    steps = list(tap_cases(read(os.path.join(out, "steps.tap")) or ""))
+    if len(steps) < MIN_STEPS:
+        record(False, "guest steps", f"only {len(steps)} of {MIN_STEPS} ran")
+    for ok, name, _ in steps:
         record(ok, name, "see steps.log")
 
     for prog in KSELFTESTS:

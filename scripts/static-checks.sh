@@ -63,6 +63,7 @@ clippy() {
 	make -s -C "$src" O="$build" M=drivers/iommu/iommufd_rs >/dev/null
 }
 
+verdict "judge.py reports every kind of failure" "$PROJECT/scripts/judge-selftest.sh"
 verdict "rustfmt" rustfmt --check --edition 2021 \
 	--config-path "$src/.rustfmt.toml" $rust_files
 verdict "no compiler warnings in our code" no_warnings

@@ -12,20 +12,40 @@ set -u
 out=$1 kst=$2
 steps=$out/steps.tap
 : > "$steps"
+nstep=0
 step() { # step <name> <command...>: record whether the command succeeded
 	local name=$1; shift
+	nstep=$((nstep + 1))
+	echo "# $name: $*" >> "$out/steps.log"
 	if "$@" >> "$out/steps.log" 2>&1; then
-		echo "ok - $name" >> "$steps"
+		echo "ok $nstep $name" >> "$steps"
 	else
-		echo "not ok - $name" >> "$steps"
+		echo "not ok $nstep $name" >> "$steps"
 	fi
+}
+
+unload_modules() {
+	# In dependency order; modprobe -r would also try to remove modules
+	# that something else still holds.
+	local m
+	for m in vfio_pci vfio_pci_core vfio_iommu_type1 vfio iommufd; do
+		if grep -q "^$m " /proc/modules; then
+			rmmod $m || return 1
+		fi
+	done
+	! grep -qE '^(vfio_pci|vfio|iommufd) ' /proc/modules
+}
+
+kmemleak_scan() {
+	echo scan > $kmemleak
 }
 
 kmemleak=/sys/kernel/debug/kmemleak
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 # Forget whatever boot itself left behind, so the final scan reports only
 # what the tests leaked.
-echo scan > $kmemleak && echo clear > $kmemleak
+step "kmemleak is active" kmemleak_scan
+echo clear > $kmemleak
 
 # Loading the module runs its KUnit suites (results in dmesg).
 step "modprobe iommufd" modprobe iommufd
@@ -44,10 +64,9 @@ done
 
 # Every object must be gone once the module is: unload it, then look for
 # leaks.  kmemleak only reports objects older than 5 s.
-step "rmmod vfio-pci vfio iommufd" sh -c \
-	'modprobe -r vfio-pci && modprobe -r vfio && modprobe -r iommufd'
+step "unload vfio-pci, vfio and iommufd" unload_modules
 sleep 6
-echo scan > $kmemleak
+step "kmemleak scan after the tests" kmemleak_scan
 cat $kmemleak > "$out/kmemleak.txt"
 dmesg > "$out/dmesg.txt"
 echo done > "$out/finished"
