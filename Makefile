@@ -6,11 +6,12 @@
 
 S := scripts
 
-.PHONY: run check build build-c shell setup help
+.PHONY: run check test build build-c shell setup help
 
 help:
 	@echo "make run    - build the kernel with the Rust iommufd and boot the demo VM"
 	@echo "make check  - build and run every test (kselftests, KUnit, static checks)"
+	@echo "make test   - the quick loop: build, then the VM tests in one profile (sc-on)"
 	@echo "make build  - only build (kernel, modules, headers, kselftests)"
 	@echo "make shell  - boot the test VM (snoop-control=on) with an interactive shell"
 	@echo "make setup  - only install host packages and fetch the kernel source"
@@ -38,3 +39,6 @@ shell: build
 
 check:
 	$(S)/check.sh
+
+test:
+	STATIC=0 PROFILES=$${PROFILES:-sc-on} $(S)/check.sh

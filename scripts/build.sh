@@ -43,7 +43,6 @@ fi
 make -s -C "$src" O="$build" headers_install
 
 log "building kselftests"
-mkdir -p "$build/kselftest/iommufd"
-make -s -C "$src/tools/testing/selftests/iommufd" \
-	KHDR_INCLUDES="-isystem $build/usr/include" \
-	OUTPUT="$build/kselftest/iommufd"
+# The kernel's own selftest build; with O= it uses the headers installed
+# in the build directory and writes to $build/kselftest.
+make -s -C "$src/tools/testing/selftests" O="$build" TARGETS=iommufd

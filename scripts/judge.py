@@ -23,6 +23,7 @@ import sys
 REQUIRED_SUITES = {
     "iommufd_rs_ioctl": None,
     "iommufd_rs_iova": None,
+    "iommufd_rs_object": None,
     # The kernel crate's doctests, ours included (the XArray reservation).
     "rust_doctests_kernel": re.compile(r"xarray"),
 }

@@ -16,7 +16,7 @@ nstep=0
 step() { # step <name> <command...>: record whether the command succeeded
 	local name=$1; shift
 	nstep=$((nstep + 1))
-	echo "# $name: $*" >> "$out/steps.log"
+	echo "# $(cut -d' ' -f1 /proc/uptime) $name: $*" >> "$out/steps.log"
 	if "$@" >> "$out/steps.log" 2>&1; then
 		echo "ok $nstep $name" >> "$steps"
 	else
@@ -58,6 +58,7 @@ step "kvm_amd or kvm_intel loaded" \
 
 for prog in "$kst"/iommufd/iommufd "$kst"/iommufd/kvm_vcpu; do
 	name=$(basename "$prog")
+	echo "# $(cut -d' ' -f1 /proc/uptime) kselftest $name" >> "$out/steps.log"
 	(cd "$(dirname "$prog")" && timeout 300 "$prog") > "$out/$name.tap" 2>&1
 	echo "# exit status $?" >> "$out/$name.tap"
 done
@@ -68,5 +69,6 @@ step "unload vfio-pci, vfio and iommufd" unload_modules
 sleep 6
 step "kmemleak scan after the tests" kmemleak_scan
 cat $kmemleak > "$out/kmemleak.txt"
+echo "# $(cut -d' ' -f1 /proc/uptime) end" >> "$out/steps.log"
 dmesg > "$out/dmesg.txt"
 echo done > "$out/finished"

@@ -13,7 +13,7 @@ setup_devices
 {
 echo
 echo "kernel:     $(uname -r), iommufd module: $(modinfo -F description iommufd)"
-echo "/dev/iommu: $(stat -c '%A %U:%G, char %t:%T' /dev/iommu)"
+echo "/dev/iommu: $(stat -c '%A %U:%G, char %Hr:%Lr' /dev/iommu)"
 echo
 printf '%-14s %-10s %-26s %-6s %-9s %-24s %s\n' device vendor:dev kind group driver vfio-cdev "IOMMU enforces coherency"
 for bdf in "$EDU_BDF" "$NIC_BDF"; do

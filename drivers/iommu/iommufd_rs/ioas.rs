@@ -39,7 +39,7 @@ pub(crate) struct Ioas {
 
 impl Ioas {
     /// Creates an empty IOAS.
-    fn new() -> Result<Arc<Self>> {
+    pub(crate) fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 iova <- new_mutex!(IovaSpace::new(), "Ioas::iova"),

@@ -166,3 +166,87 @@ impl ObjectTable {
         Ok(())
     }
 }
+
+#[cfg(CONFIG_IOMMUFD_RS_KUNIT_TEST)]
+#[kunit_tests(iommufd_rs_object)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` on a fresh, empty table.
+    fn with_table(f: impl FnOnce(&ObjectTable) -> Result) -> Result {
+        let table = KBox::pin_init(ObjectTable::new(), GFP_KERNEL)?;
+        f(&table)
+    }
+
+    /// Creates an IOAS in `table` and returns its id.
+    fn new_ioas(table: &ObjectTable) -> Result<u32> {
+        let slot = table.reserve()?;
+        let id = slot.id();
+        slot.publish(Object::Ioas(Ioas::new()?))?;
+        Ok(id)
+    }
+
+    #[test]
+    fn ids_start_at_one_and_are_reused() -> Result {
+        with_table(|table| {
+            assert_eq!(new_ioas(table)?, 1);
+            assert_eq!(new_ioas(table)?, 2);
+            table.destroy(1)?;
+            assert_eq!(new_ioas(table)?, 1);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn reserved_ids_are_invisible_until_published() -> Result {
+        with_table(|table| {
+            let slot = table.reserve()?;
+            let id = slot.id();
+            assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
+            assert_eq!(table.destroy(id), Err(ENOENT));
+            // A second reservation does not get the same id.
+            let other = table.reserve()?;
+            assert_eq!(other.id(), id + 1);
+            slot.publish(Object::Ioas(Ioas::new()?))?;
+            assert!(table.get::<Ioas>(id).is_ok());
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn dropped_reservations_leave_nothing() -> Result {
+        with_table(|table| {
+            let id = table.reserve()?.id();
+            assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
+            // The id is free again.
+            assert_eq!(new_ioas(table)?, id);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn destroy_refuses_while_in_use() -> Result {
+        with_table(|table| {
+            let id = new_ioas(table)?;
+            let user = table.get::<Ioas>(id)?;
+            assert_eq!(table.destroy(id), Err(EBUSY));
+            // Still there, still usable.
+            assert!(table.get::<Ioas>(id).is_ok());
+            drop(user);
+            table.destroy(id)?;
+            assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
+            assert_eq!(table.destroy(id), Err(ENOENT));
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn unknown_ids() -> Result {
+        with_table(|table| {
+            assert_eq!(table.get::<Ioas>(0).err(), Some(ENOENT));
+            assert_eq!(table.destroy(0), Err(ENOENT));
+            assert_eq!(table.destroy(u32::MAX), Err(ENOENT));
+            Ok(())
+        })
+    }
+}
