@@ -11,7 +11,7 @@ S := scripts
 help:
 	@echo "make run    - build the kernel with the Rust iommufd and boot the demo VM"
 	@echo "make check  - build and run every test (kselftests, KUnit, static checks)"
-	@echo "make test   - the quick loop: build, then the VM tests in one profile (sc-on)"
+	@echo "make test   - the quick loop: build, VM tests in one profile, no static checks or kmemleak"
 	@echo "make build  - only build (kernel, modules, headers, kselftests)"
 	@echo "make shell  - boot the test VM (snoop-control=on) with an interactive shell"
 	@echo "make setup  - only install host packages and fetch the kernel source"
@@ -41,4 +41,4 @@ check:
 	$(S)/check.sh
 
 test:
-	STATIC=0 PROFILES=$${PROFILES:-sc-on} $(S)/check.sh
+	STATIC=0 QUICK=1 PROFILES=$${PROFILES:-sc-on} $(S)/check.sh

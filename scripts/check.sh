@@ -31,9 +31,9 @@ for p in $PROFILES; do
 	t=$(date +%s)
 	log "booting profile $p"
 	"$PROJECT/scripts/vm.sh" "$p" "$results/$p" \
-		"$PROJECT/scripts/guest/check.sh" "$results/$p" "$build/kselftest" ||
-		log "VM $p exited with $?"
-	"$PROJECT/scripts/judge.py" "$results/$p" "$p" >> "$verdicts"
+		"$PROJECT/scripts/guest/check.sh" "$results/$p" "$build/kselftest" \
+		${QUICK:+quick} || log "VM $p exited with $?"
+	"$PROJECT/scripts/judge.py" "$results/$p" "$p" ${QUICK:+quick} >> "$verdicts"
 	log "profile $p: $(( $(date +%s) - t )) s"
 done
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The per-open context of `/dev/iommu` (one per open file).
+//! The per-open context of `/dev/iommu`.
 //!
 //! A [`Ctx`] lives from `open()` to the last `close()` of one file. It owns every object created
 //! through that file; dropping it (on release) drops the object table and with it every object
