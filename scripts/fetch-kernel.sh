@@ -19,6 +19,7 @@ fi
 
 tmp=$(mktemp -d "$CACHE/dl.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+chmod 755 "$tmp"  # let apt's _apt user write the download
 cd "$tmp"
 if ! apt-get download -qq "$LINUX_SOURCE_PKG=$ver" 2>/dev/null; then
 	apt-get update -qq

@@ -50,6 +50,6 @@ KBUILD_OUTPUT=$build timeout --foreground "${VM_TIMEOUT:-900}" \
 	--append "intel_iommu=on iommu.strict=1 kmemleak=on ${VM_APPEND:-}" \
 	--rwdir "$out" \
 	--qemu-opts="$qemu_opts" \
-	--exec "$*" 2>&1 | cat > "$out/console.log"
+	--exec "$*" < /dev/null 2>&1 | cat > "$out/console.log"
 rc=${PIPESTATUS[0]}
 exit "$rc"
