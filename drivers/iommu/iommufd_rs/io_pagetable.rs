@@ -1,13 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The IOVA space of an I/O address space.
+//! The IOVA space of an I/O address space: mappings, reserved and allowed ranges.
 //!
-//! An IOAS may map anything in the 64-bit IOVA space except the ranges it reserves (later: the
-//! reserved regions of attached devices, such as an MSI window, and what `IOMMU_IOAS_ALLOW_IOVAS`
-//! excludes). The usable ranges userspace sees are the holes between reserved ranges, computed by
-//! [`Holes`], which is pure logic and tested with KUnit.
+//! An IOAS maps IOVA ranges ("areas") to user memory. Areas never overlap; they live in a
+//! red-black tree keyed by their first IOVA, so finding, inserting and removing an area at a given
+//! IOVA costs O(log n) however many there are. Reserved ranges (later: the reserved regions of
+//! attached devices, such as an MSI window) may never be mapped; the usable ranges userspace sees
+//! are the holes between them ([`Holes`]). Allowed ranges (`IOMMU_IOAS_ALLOW_IOVAS`) restrict
+//! where the kernel chooses IOVAs and promise that attaching devices will not reserve them.
+//!
+//! With no I/O page table attached, mapping records the user range and pins nothing, as in the C
+//! driver: pages are pinned when something needs them.
+//!
+//! The rules (errors, alignment of kernel-chosen IOVAs) are the C driver's, so that userspace sees
+//! the same behaviour; the arithmetic is pure and tested with KUnit.
 
-use kernel::prelude::*;
+use kernel::{
+    page::PAGE_SIZE,
+    prelude::*,
+    rbtree::{
+        RBTree,
+        RBTreeNodeReservation, //
+    },
+    sync::Arc,
+};
+
+/// The largest alignment a kernel-chosen IOVA is given: a PMD-sized huge page when transparent
+/// huge pages exist (so the mapping can use one), else a page.
+const MAX_ALIGNMENT: u64 = if cfg!(CONFIG_TRANSPARENT_HUGEPAGE) {
+    // One page table page of 8-byte entries, mapped by one PMD entry.
+    (PAGE_SIZE * (PAGE_SIZE / 8)) as u64
+} else {
+    PAGE_SIZE as u64
+};
+
+/// The page size, as an IOVA quantity.
+const PAGE: u64 = PAGE_SIZE as u64;
 
 /// An inclusive range of IOVAs, `start..=last`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,11 +46,105 @@ pub(crate) struct IovaRange {
     pub(crate) last: u64,
 }
 
+impl IovaRange {
+    /// The range `[start, start + length)`; `EOVERFLOW` if it wraps, `EINVAL` if it is empty.
+    pub(crate) fn from_length(start: u64, length: u64) -> Result<Self> {
+        let last = length
+            .checked_sub(1)
+            .ok_or(EINVAL)
+            .and_then(|len| start.checked_add(len).ok_or(EOVERFLOW))?;
+        Ok(Self { start, last })
+    }
+
+    /// Whether the two ranges share an IOVA.
+    fn overlaps(&self, other: &IovaRange) -> bool {
+        self.start <= other.last && other.start <= self.last
+    }
+}
+
+/// Access rights of a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Prot {
+    /// The device may read through the mapping.
+    pub(crate) read: bool,
+    /// The device may write through the mapping.
+    pub(crate) write: bool,
+}
+
+/// The user memory behind one or more areas (shared by the areas `IOMMU_IOAS_COPY` makes).
+pub(crate) struct Pages {
+    /// The first byte of the memory, rounded down to a page.
+    uptr: usize,
+    /// The number of pages.
+    npages: usize,
+    /// Whether the memory may be mapped writable.
+    writable: bool,
+}
+
+impl Pages {
+    /// Describes the user memory `[uptr, uptr + length)`.
+    ///
+    /// `EOVERFLOW` if the range wraps; `EINVAL` if it is empty or too large to describe.
+    pub(crate) fn new_user(uptr: u64, length: u64, writable: bool) -> Result<(Arc<Self>, usize)> {
+        let uptr = usize::try_from(uptr).map_err(|_| EOVERFLOW)?;
+        let length = usize::try_from(length).map_err(|_| EOVERFLOW)?;
+        uptr.checked_add(length).ok_or(EOVERFLOW)?;
+        if length == 0 || length > usize::MAX - PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        let start_byte = uptr % PAGE_SIZE;
+        let pages = Arc::new(
+            Self {
+                uptr: uptr - start_byte,
+                npages: (start_byte + length).div_ceil(PAGE_SIZE),
+                writable,
+            },
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        Ok((pages, start_byte))
+    }
+
+    /// The user address of byte `offset` of the memory.
+    fn addr(&self, offset: usize) -> u64 {
+        (self.uptr + offset) as u64
+    }
+}
+
+/// A piece of memory to map: `length` bytes of `pages` from byte `start_byte` on.
+pub(crate) struct Segment {
+    /// The memory.
+    pub(crate) pages: Arc<Pages>,
+    /// Offset of the first byte in `pages`.
+    pub(crate) start_byte: usize,
+    /// The number of bytes.
+    pub(crate) length: u64,
+}
+
+/// One mapping: the IOVAs `[key, last]` map `pages` from byte `start_byte` on.
+pub(crate) struct Area {
+    /// The last IOVA of the area (its first is the tree key).
+    last: u64,
+    /// The memory mapped.
+    pages: Arc<Pages>,
+    /// Offset of the area's first byte in `pages`.
+    start_byte: usize,
+    /// Access rights.
+    #[expect(
+        dead_code,
+        reason = "read when I/O page tables are filled, at device attach"
+    )]
+    prot: Prot,
+}
+
 /// The IOVA bookkeeping of one IOAS.
 pub(crate) struct IovaSpace {
+    /// The mappings, by first IOVA. They never overlap each other or a reserved range.
+    areas: RBTree<u64, Area>,
     /// Ranges that may not be mapped, sorted by start; they may overlap or touch.
     reserved: KVec<IovaRange>,
-    /// The alignment IOVAs chosen by the kernel will have.
+    /// Ranges kernel-chosen IOVAs must come from, sorted, not overlapping; empty: no limit.
+    allowed: KVec<IovaRange>,
+    /// The alignment every mapping must have.
     alignment: u64,
 }
 
@@ -30,12 +152,14 @@ impl IovaSpace {
     /// An empty space: the whole 64-bit range is usable.
     pub(crate) fn new() -> Self {
         Self {
+            areas: RBTree::new(),
             reserved: KVec::new(),
+            allowed: KVec::new(),
             alignment: 1,
         }
     }
 
-    /// The alignment of kernel-chosen IOVAs.
+    /// The alignment every mapping's IOVA, length and page offset must have.
     pub(crate) fn alignment(&self) -> u64 {
         self.alignment
     }
@@ -43,6 +167,325 @@ impl IovaSpace {
     /// The usable ranges, in ascending order.
     pub(crate) fn usable(&self) -> Holes<'_> {
         Holes::new(&self.reserved)
+    }
+
+    /// The area containing `iova`, or else the first one after it, as `(first, last)`.
+    fn area_from(&self, iova: u64) -> Option<IovaRange> {
+        let range = |start: &u64, area: &Area| IovaRange {
+            start: *start,
+            last: area.last,
+        };
+        match self.areas.cursor_lower_bound(&iova) {
+            Some(cursor) => {
+                let (start, area) = cursor.current();
+                if *start != iova {
+                    if let Some((prev, prev_area)) = cursor.peek_prev() {
+                        if prev_area.last >= iova {
+                            return Some(range(prev, prev_area));
+                        }
+                    }
+                }
+                Some(range(start, area))
+            }
+            None => {
+                let cursor = self.areas.cursor_back()?;
+                let (start, area) = cursor.current();
+                (area.last >= iova).then(|| range(start, area))
+            }
+        }
+    }
+
+    /// The first used range (area or reserved) that ends at or after `iova`.
+    fn used_from(&self, iova: u64) -> Option<IovaRange> {
+        let reserved = self
+            .reserved
+            .iter()
+            .filter(|r| r.last >= iova)
+            .min_by_key(|r| r.start)
+            .copied();
+        match (self.area_from(iova), reserved) {
+            (Some(a), Some(r)) => Some(if r.start < a.start { r } else { a }),
+            (a, r) => a.or(r),
+        }
+    }
+
+    /// Checks that `length` bytes may be mapped at the caller-chosen IOVA `iova`.
+    fn check_fixed(&self, iova: u64, length: u64) -> Result {
+        if iova & (self.alignment - 1) != 0 {
+            return Err(EINVAL);
+        }
+        let range = IovaRange::from_length(iova, length)?;
+        if self.reserved.iter().any(|r| r.overlaps(&range)) {
+            return Err(EINVAL);
+        }
+        match self.area_from(range.start) {
+            Some(area) if area.start <= range.last => Err(EEXIST),
+            _ => Ok(()),
+        }
+    }
+
+    /// Chooses an IOVA for `length` bytes of memory at user address `addr`.
+    ///
+    /// The IOVA keeps as much of `addr`'s alignment as the length can use (up to
+    /// [`MAX_ALIGNMENT`]), so that huge pages can back the mapping, and `addr`'s offset in its
+    /// page. It is never 0, and never in the first or last page of the space.
+    fn alloc_iova(&self, addr: u64, length: u64) -> Result<u64> {
+        if length == 0 || length >= u64::MAX / 2 {
+            return Err(EOVERFLOW);
+        }
+        let page_offset = addr % PAGE;
+        let pow = length.next_power_of_two();
+        let mut align = if addr == 0 {
+            pow
+        } else {
+            pow.min(1 << addr.trailing_zeros())
+        };
+        align = align.min(MAX_ALIGNMENT);
+        if align < self.alignment {
+            return Err(EINVAL);
+        }
+
+        let whole = IovaRange {
+            start: PAGE,
+            last: u64::MAX - PAGE,
+        };
+        let mut spans = AllowedSpans::new(&self.allowed, whole);
+        while let Some(span) = spans.next() {
+            let mut start = span.start;
+            if !fits(&mut start, span.last, length, align, page_offset) {
+                continue;
+            }
+            let mut pos = span.start;
+            loop {
+                let used = self.used_from(pos).filter(|u| u.start <= span.last);
+                let hole_last = match used {
+                    Some(u) if u.start <= pos => None,
+                    Some(u) => Some(u.start - 1),
+                    None => Some(span.last),
+                };
+                if let Some(last) = hole_last {
+                    let mut start = pos;
+                    if fits(&mut start, last, length, align, page_offset) {
+                        return Ok(start);
+                    }
+                }
+                match used {
+                    Some(u) if u.last < span.last => pos = u.last + 1,
+                    _ => break,
+                }
+            }
+        }
+        Err(ENOSPC)
+    }
+
+    /// Maps `segments`, back to back, at `iova` or, if `None`, at an IOVA the kernel chooses.
+    /// `length` is their total length. Returns the IOVA.
+    ///
+    /// Either every segment is mapped or none is.
+    pub(crate) fn map(
+        &mut self,
+        iova: Option<u64>,
+        segments: KVec<Segment>,
+        length: u64,
+        prot: Prot,
+    ) -> Result<u64> {
+        let mut nodes = KVec::with_capacity(segments.len(), GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..segments.len() {
+            nodes.push(
+                RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?,
+                GFP_KERNEL_ACCOUNT,
+            )?;
+        }
+        if length & (self.alignment - 1) != 0 || length == 0 {
+            return Err(EINVAL);
+        }
+        let first = segments.first().ok_or(EINVAL)?;
+        let iova = match iova {
+            Some(iova) => {
+                self.check_fixed(iova, length)?;
+                iova
+            }
+            None => self.alloc_iova(first.pages.addr(first.start_byte), length)?,
+        };
+
+        // Check every segment before inserting any.
+        let mut next = iova;
+        for seg in &segments {
+            if prot.write && !seg.pages.writable {
+                return Err(EPERM);
+            }
+            if (seg.start_byte as u64 % PAGE) & (self.alignment - 1) != 0 {
+                return Err(EINVAL);
+            }
+            let range = IovaRange::from_length(next, seg.length)?;
+            let last_page = (seg.start_byte as u64)
+                .checked_add(seg.length - 1)
+                .ok_or(EOVERFLOW)?
+                / PAGE;
+            if last_page >= seg.pages.npages as u64 {
+                return Err(EOVERFLOW);
+            }
+            next = range.last.wrapping_add(1);
+        }
+
+        let mut next = iova;
+        for (seg, node) in segments.into_iter().zip(nodes) {
+            let last = next + (seg.length - 1);
+            let area = Area {
+                last,
+                pages: seg.pages,
+                start_byte: seg.start_byte,
+                prot,
+            };
+            self.areas.insert(node.into_node(next, area));
+            next = last.wrapping_add(1);
+        }
+        Ok(iova)
+    }
+
+    /// The memory mapped at `range`, which areas must cover without a gap (`ENOENT` otherwise).
+    pub(crate) fn segments(&self, range: IovaRange) -> Result<KVec<Segment>> {
+        let mut segments = KVec::new();
+        let mut cur = range.start;
+        let mut span = self
+            .area_from(cur)
+            .filter(|a| a.start <= cur)
+            .ok_or(ENOENT)?;
+        loop {
+            let area = self.areas.get(&span.start).ok_or(ENOENT)?;
+            let last = range.last.min(span.last);
+            // `cur - span.start` is below the area's length, which fits in a `usize`.
+            let start_byte = area.start_byte + (cur - span.start) as usize;
+            segments.push(
+                Segment {
+                    pages: area.pages.clone(),
+                    start_byte,
+                    length: last - cur + 1,
+                },
+                GFP_KERNEL_ACCOUNT,
+            )?;
+            if range.last <= span.last {
+                return Ok(segments);
+            }
+            cur = span.last + 1;
+            span = self
+                .area_from(cur)
+                .filter(|a| a.start == cur)
+                .ok_or(ENOENT)?;
+        }
+    }
+
+    /// Unmaps every area inside `range`. Returns the number of bytes unmapped, modulo 2^64 (the
+    /// whole space is 2^64 bytes, one more than a `u64` holds), as the C driver counts them.
+    ///
+    /// An area only partly inside `range` stops the walk with `ENOENT`; the areas before it stay
+    /// unmapped, as in the C driver.
+    pub(crate) fn unmap(&mut self, range: IovaRange) -> Result<u64> {
+        let mut unmapped = 0u64;
+        let mut pos = range.start;
+        while let Some(area) = self.area_from(pos).filter(|a| a.start <= range.last) {
+            if area.start < range.start || area.last > range.last {
+                return Err(ENOENT);
+            }
+            drop(self.areas.remove(&area.start));
+            unmapped = unmapped.wrapping_add(area.last - area.start + 1);
+            if area.last >= range.last {
+                break;
+            }
+            pos = area.last + 1;
+        }
+        Ok(unmapped)
+    }
+
+    /// Replaces the allowed ranges. `ranges` must be sorted and not overlap.
+    ///
+    /// `EADDRINUSE` if one of them covers a reserved IOVA.
+    pub(crate) fn set_allowed(&mut self, ranges: KVec<IovaRange>) -> Result {
+        if ranges
+            .iter()
+            .any(|a| self.reserved.iter().any(|r| r.overlaps(a)))
+        {
+            return Err(EADDRINUSE);
+        }
+        self.allowed = ranges;
+        Ok(())
+    }
+}
+
+/// Whether `length` bytes fit in `[*start, last]` once `*start` is rounded up to `align` and
+/// given `page_offset`; if so, `*start` becomes the IOVA to use.
+fn fits(start: &mut u64, last: u64, length: u64, align: u64, page_offset: u64) -> bool {
+    let Some(up) = start.checked_add(align - 1) else {
+        return false;
+    };
+    let aligned = (up & !(align - 1)) | page_offset;
+    if aligned >= last || last - aligned < length - 1 {
+        return false;
+    }
+    *start = aligned;
+    true
+}
+
+/// Iterator over the allowed ranges clipped to a window, with touching ranges merged; the whole
+/// window if there are none.
+struct AllowedSpans<'a> {
+    /// Allowed ranges not yet visited, sorted.
+    allowed: &'a [IovaRange],
+    /// The window.
+    window: IovaRange,
+    /// Whether the whole window was returned (only when there are no allowed ranges).
+    done: bool,
+}
+
+impl<'a> AllowedSpans<'a> {
+    /// Iterates `allowed` (sorted, not overlapping) within `window`.
+    fn new(allowed: &'a [IovaRange], window: IovaRange) -> Self {
+        Self {
+            allowed,
+            window,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for AllowedSpans<'_> {
+    type Item = IovaRange;
+
+    fn next(&mut self) -> Option<IovaRange> {
+        if self.done {
+            return None;
+        }
+        if self.allowed.is_empty() {
+            self.done = true;
+            return Some(self.window);
+        }
+        loop {
+            let (first, rest) = self.allowed.split_first()?;
+            self.allowed = rest;
+            let mut span = *first;
+            // Merge ranges that touch.
+            while let Some((next, rest)) = self.allowed.split_first() {
+                if span.last.checked_add(1) != Some(next.start) {
+                    break;
+                }
+                span.last = next.last;
+                self.allowed = rest;
+            }
+            if self.allowed.is_empty() {
+                // Nothing was returned for an empty list; never return the window afterwards.
+                self.done = true;
+            }
+            let clipped = IovaRange {
+                start: span.start.max(self.window.start),
+                last: span.last.min(self.window.last),
+            };
+            if clipped.start <= clipped.last {
+                return Some(clipped);
+            }
+            if self.done {
+                return None;
+            }
+        }
     }
 }
 
@@ -155,6 +598,130 @@ mod tests {
     #[test]
     fn single_iova_holes() -> Result {
         check(&[r(1, u64::MAX - 1)], &[r(0, 0), r(u64::MAX, u64::MAX)])
+    }
+
+    /// One segment of fresh, writable user memory at `uptr`.
+    fn seg(uptr: u64, length: u64) -> Result<KVec<Segment>> {
+        let (pages, start_byte) = Pages::new_user(uptr, length, true)?;
+        let mut v = KVec::new();
+        v.push(
+            Segment {
+                pages,
+                start_byte,
+                length,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(v)
+    }
+
+    const RW: Prot = Prot {
+        read: true,
+        write: true,
+    };
+
+    /// Maps `length` bytes at `iova` (or a kernel-chosen IOVA) from user address `uptr`.
+    fn map(space: &mut IovaSpace, iova: Option<u64>, uptr: u64, length: u64) -> Result<u64> {
+        space.map(iova, seg(uptr, length)?, length, RW)
+    }
+
+    #[test]
+    fn fixed_maps_must_not_overlap() -> Result {
+        let mut s = IovaSpace::new();
+        assert_eq!(map(&mut s, Some(0x10000), 0x1000, 0x2000)?, 0x10000);
+        assert_eq!(
+            map(&mut s, Some(0x11000), 0x1000, 0x1000).err(),
+            Some(EEXIST)
+        );
+        assert_eq!(
+            map(&mut s, Some(0xf000), 0x1000, 0x2000).err(),
+            Some(EEXIST)
+        );
+        // Touching on both sides is fine.
+        map(&mut s, Some(0xf000), 0x1000, 0x1000)?;
+        map(&mut s, Some(0x12000), 0x1000, 0x1000)?;
+        // Wrapping and empty ranges.
+        assert_eq!(
+            map(&mut s, Some(u64::MAX - 0xfff), 0x1000, 0x2000).err(),
+            Some(EOVERFLOW)
+        );
+        assert_eq!(s.map(Some(0), KVec::new(), 0, RW).err(), Some(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn unmap_takes_whole_areas_only() -> Result {
+        let mut s = IovaSpace::new();
+        map(&mut s, Some(0x10000), 0x1000, 0x2000)?;
+        map(&mut s, Some(0x12000), 0x1000, 0x1000)?;
+        map(&mut s, Some(0x20000), 0x1000, 0x1000)?;
+        // Part of an area.
+        assert_eq!(s.unmap(r(0x10000, 0x10fff)), Err(ENOENT));
+        assert_eq!(s.unmap(r(0x11000, 0x12fff)), Err(ENOENT));
+        // Nothing there.
+        assert_eq!(s.unmap(r(0x30000, 0x3ffff))?, 0);
+        // Two whole areas and the gap after them.
+        assert_eq!(s.unmap(r(0x10000, 0x1ffff))?, 0x3000);
+        assert_eq!(s.unmap(r(0, u64::MAX))?, 0x1000);
+        assert_eq!(s.unmap(r(0, u64::MAX))?, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn kernel_chosen_iovas() -> Result {
+        let mut s = IovaSpace::new();
+        // Never in the first page; keeps the page alignment of the user address.
+        assert_eq!(map(&mut s, None, 0x7000, 0x1000)?, 0x1000);
+        assert_eq!(map(&mut s, None, 0x7000, 0x1000)?, 0x2000);
+        // A huge-page-sized, huge-page-aligned buffer gets a huge-page-aligned IOVA (or a
+        // page-aligned one without THP).
+        let iova = map(&mut s, None, 0x4020_0000, 0x20_0000)?;
+        assert_eq!(iova % MAX_ALIGNMENT, 0);
+        assert!(iova >= 0x3000);
+        // The offset in the page is kept.
+        let iova = map(&mut s, None, 0x7123, 0x10)?;
+        assert_eq!(iova % PAGE, 0x123);
+        Ok(())
+    }
+
+    #[test]
+    fn allowed_ranges_steer_kernel_choice() -> Result {
+        let mut s = IovaSpace::new();
+        let mut allowed = KVec::new();
+        allowed.push(r(0x10_0000, 0x10_ffff), GFP_KERNEL)?;
+        allowed.push(r(0x20_0000, 0x2f_ffff), GFP_KERNEL)?;
+        s.set_allowed(allowed)?;
+        assert_eq!(map(&mut s, None, 0x1000, 0x1000)?, 0x10_0000);
+        // Too big for the first range: goes to the second.
+        assert_eq!(map(&mut s, None, 0x1000, 0x2_0000)?, 0x20_0000);
+        // Too big for either.
+        assert_eq!(map(&mut s, None, 0x1000, 0x20_0000).err(), Some(ENOSPC));
+        // Fixed IOVAs are not limited by the allowed ranges.
+        map(&mut s, Some(0x4000_0000), 0x1000, 0x1000)?;
+        Ok(())
+    }
+
+    #[test]
+    fn segments_need_contiguous_areas() -> Result {
+        let mut s = IovaSpace::new();
+        map(&mut s, Some(0x10000), 0x5000, 0x2000)?;
+        map(&mut s, Some(0x12000), 0x9000, 0x1000)?;
+        map(&mut s, Some(0x14000), 0x9000, 0x1000)?;
+        // Across the first two areas, starting inside the first.
+        let segs = s.segments(r(0x11800, 0x12fff))?;
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs[0].start_byte, 0x1800);
+        assert_eq!(segs[0].length, 0x800);
+        assert_eq!(segs[1].start_byte, 0);
+        assert_eq!(segs[1].length, 0x1000);
+        // A gap at 0x13000.
+        assert_eq!(s.segments(r(0x12000, 0x14fff)).err(), Some(ENOENT));
+        assert_eq!(s.segments(r(0x9000, 0x10fff)).err(), Some(ENOENT));
+        // Copying maps the same memory elsewhere, in one piece.
+        let len = 0x1800;
+        let iova = s.map(None, segs, len, RW)?;
+        assert_eq!(iova % PAGE, 0x800);
+        Ok(())
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! The I/O address space (IOAS) object and its ioctls.
 //!
 //! An IOAS is the set of IOVA → memory mappings that every I/O page table attached to it mirrors.
-//! In this version it holds its IOVA bookkeeping ([`IovaSpace`]) and answers
-//! `IOMMU_IOAS_IOVA_RANGES`; mapping arrives with the memory half of the driver.
+//! Its bookkeeping is an [`IovaSpace`], behind a mutex; the handlers here decode and check the
+//! ioctl arguments in the C driver's order, so userspace sees the same errors, and leave the IOVA
+//! arithmetic to [`IovaSpace`].
 
 use core::mem::size_of;
 use kernel::{
@@ -18,12 +19,23 @@ use kernel::{
         UserPtr,
         UserSlice, //
     },
-    uapi::iommu_iova_range,
+    uapi::{
+        iommu_iova_range,
+        iommufd_ioas_map_flags_IOMMU_IOAS_MAP_FIXED_IOVA as MAP_FIXED_IOVA,
+        iommufd_ioas_map_flags_IOMMU_IOAS_MAP_READABLE as MAP_READABLE,
+        iommufd_ioas_map_flags_IOMMU_IOAS_MAP_WRITEABLE as MAP_WRITEABLE, //
+    },
 };
 
 use crate::{
     ctx::Ctx,
-    io_pagetable::IovaSpace,
+    io_pagetable::{
+        IovaRange,
+        IovaSpace,
+        Pages,
+        Prot,
+        Segment, //
+    },
     ioctl::Ucmd,
     object::Object,
     uapi, //
@@ -105,4 +117,145 @@ pub(crate) fn iova_ranges(ctx: &Ctx, cmd: &mut uapi::IoasIovaRanges, ucmd: &Ucmd
         return Err(EMSGSIZE);
     }
     Ok(())
+}
+
+/// Every flag `IOMMU_IOAS_MAP` and `IOMMU_IOAS_COPY` accept.
+const MAP_FLAGS: u32 = MAP_FIXED_IOVA | MAP_WRITEABLE | MAP_READABLE;
+
+/// The access rights asked for by map `flags`; `EINVAL` if neither read nor write.
+fn map_prot(flags: u32) -> Result<Prot> {
+    let prot = Prot {
+        read: flags & MAP_READABLE != 0,
+        write: flags & MAP_WRITEABLE != 0,
+    };
+    if !prot.read && !prot.write {
+        return Err(EINVAL);
+    }
+    Ok(prot)
+}
+
+/// The caller-chosen IOVA if map `flags` ask for one.
+fn fixed_iova(flags: u32, iova: u64) -> Option<u64> {
+    (flags & MAP_FIXED_IOVA != 0).then_some(iova)
+}
+
+/// `IOMMU_IOAS_MAP`: maps user memory into an IOAS.
+pub(crate) fn map(ctx: &Ctx, cmd: &mut uapi::IoasMap, ucmd: &Ucmd) -> Result {
+    let c = &mut cmd.0;
+    if c.flags & !MAP_FLAGS != 0 || c.__reserved != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if c.iova == u64::MAX || c.length == u64::MAX {
+        return Err(EOVERFLOW);
+    }
+    let prot = map_prot(c.flags)?;
+    let ioas = ctx.objects.get::<Ioas>(c.ioas_id)?;
+
+    let (pages, start_byte) = Pages::new_user(c.user_va, c.length, prot.write)?;
+    let mut segments = KVec::new();
+    segments.push(
+        Segment {
+            pages,
+            start_byte,
+            length: c.length,
+        },
+        GFP_KERNEL_ACCOUNT,
+    )?;
+    let fixed = fixed_iova(c.flags, c.iova);
+    c.iova = ioas.iova.lock().map(fixed, segments, c.length, prot)?;
+    // As in the C driver, the mapping stays if the answer cannot be written back.
+    ucmd.respond(cmd)
+}
+
+/// `IOMMU_IOAS_UNMAP`: removes whole mappings from an IOAS.
+///
+/// `iova == 0, length == u64::MAX` removes every mapping and succeeds even if there is none;
+/// otherwise a range that removes nothing fails with `ENOENT`. The number of bytes removed is
+/// returned in `length`.
+pub(crate) fn unmap(ctx: &Ctx, cmd: &mut uapi::IoasUnmap, ucmd: &Ucmd) -> Result {
+    let ioas = ctx.objects.get::<Ioas>(cmd.0.ioas_id)?;
+    let unmapped = if cmd.0.iova == 0 && cmd.0.length == u64::MAX {
+        ioas.iova.lock().unmap(IovaRange {
+            start: 0,
+            last: u64::MAX,
+        })?
+    } else {
+        if cmd.0.iova == u64::MAX || cmd.0.length == u64::MAX {
+            return Err(EOVERFLOW);
+        }
+        let range = IovaRange::from_length(cmd.0.iova, cmd.0.length)?;
+        let unmapped = ioas.iova.lock().unmap(range)?;
+        if unmapped == 0 {
+            return Err(ENOENT);
+        }
+        unmapped
+    };
+    cmd.0.length = unmapped;
+    ucmd.respond(cmd)
+}
+
+/// Reads `num` IOVA ranges from the user array at `uptr`, sorted by start.
+///
+/// `EINVAL` for a range whose start is not below its last IOVA, or that overlaps another.
+fn load_ranges(uptr: u64, num: u32) -> Result<KVec<IovaRange>> {
+    let len = (num as usize)
+        .checked_mul(size_of::<iommu_iova_range>())
+        .ok_or(EOVERFLOW)?;
+    let mut reader = UserSlice::new(UserPtr::from_addr(uptr as usize), len).reader();
+    let mut ranges: KVec<IovaRange> = KVec::new();
+    for _ in 0..num {
+        let user: uapi::IovaRange = reader.read()?;
+        let range = IovaRange {
+            start: user.0.start,
+            last: user.0.last,
+        };
+        if range.start >= range.last {
+            return Err(EINVAL);
+        }
+        let pos = ranges.partition_point(|r| r.start < range.start);
+        let before = pos.checked_sub(1).and_then(|i| ranges.get(i));
+        if before.is_some_and(|r| r.last >= range.start)
+            || ranges.get(pos).is_some_and(|r| r.start <= range.last)
+        {
+            return Err(EINVAL);
+        }
+        ranges.push(range, GFP_KERNEL_ACCOUNT)?;
+        ranges[pos..].rotate_right(1);
+    }
+    Ok(ranges)
+}
+
+/// `IOMMU_IOAS_ALLOW_IOVAS`: sets the ranges kernel-chosen IOVAs must come from.
+pub(crate) fn allow_iovas(ctx: &Ctx, cmd: &mut uapi::IoasAllowIovas) -> Result {
+    if cmd.0.__reserved != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    let ioas = ctx.objects.get::<Ioas>(cmd.0.ioas_id)?;
+    let ranges = load_ranges(cmd.0.allowed_iovas, cmd.0.num_iovas)?;
+    let mut space = ioas.iova.lock();
+    space.set_allowed(ranges)
+}
+
+/// `IOMMU_IOAS_COPY`: maps memory already mapped in one IOAS into another (or the same) one.
+///
+/// The source range must be covered by mappings without a gap; its memory is shared, not copied.
+pub(crate) fn copy(ctx: &Ctx, cmd: &mut uapi::IoasCopy, ucmd: &Ucmd) -> Result {
+    let c = &mut cmd.0;
+    if c.flags & !MAP_FLAGS != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if c.length == u64::MAX || c.src_iova == u64::MAX || c.dst_iova == u64::MAX {
+        return Err(EOVERFLOW);
+    }
+    let prot = map_prot(c.flags)?;
+    let segments = {
+        let src = ctx.objects.get::<Ioas>(c.src_ioas_id)?;
+        let range = IovaRange::from_length(c.src_iova, c.length)?;
+        let space = src.iova.lock();
+        space.segments(range)?
+    };
+    let dst = ctx.objects.get::<Ioas>(c.dst_ioas_id)?;
+    let fixed = fixed_iova(c.flags, c.dst_iova);
+    c.dst_iova = dst.iova.lock().map(fixed, segments, c.length, prot)?;
+    ucmd.respond(cmd)
 }

@@ -47,9 +47,18 @@ const fn iommufd_cmd(nr: u32) -> u32 {
 pub(crate) const IOMMU_DESTROY: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_DESTROY);
 /// `IOMMU_IOAS_ALLOC`.
 pub(crate) const IOMMU_IOAS_ALLOC: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_ALLOC);
+/// `IOMMU_IOAS_ALLOW_IOVAS`.
+pub(crate) const IOMMU_IOAS_ALLOW_IOVAS: u32 =
+    iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_ALLOW_IOVAS);
+/// `IOMMU_IOAS_COPY`.
+pub(crate) const IOMMU_IOAS_COPY: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_COPY);
 /// `IOMMU_IOAS_IOVA_RANGES`.
 pub(crate) const IOMMU_IOAS_IOVA_RANGES: u32 =
     iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_IOVA_RANGES);
+/// `IOMMU_IOAS_MAP`.
+pub(crate) const IOMMU_IOAS_MAP: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_MAP);
+/// `IOMMU_IOAS_UNMAP`.
+pub(crate) const IOMMU_IOAS_UNMAP: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_UNMAP);
 
 /// One iommufd command: its argument struct and its handler.
 pub(crate) trait Command: FromBytes + AsBytes + pin_init::Zeroable {
@@ -132,7 +141,11 @@ pub(crate) fn dispatch(ctx: &Ctx, cmd: u32, arg: usize) -> Result {
     match cmd {
         IOMMU_DESTROY => run::<uapi::Destroy>(ctx, arg),
         IOMMU_IOAS_ALLOC => run::<uapi::IoasAlloc>(ctx, arg),
+        IOMMU_IOAS_ALLOW_IOVAS => run::<uapi::IoasAllowIovas>(ctx, arg),
+        IOMMU_IOAS_COPY => run::<uapi::IoasCopy>(ctx, arg),
         IOMMU_IOAS_IOVA_RANGES => run::<uapi::IoasIovaRanges>(ctx, arg),
+        IOMMU_IOAS_MAP => run::<uapi::IoasMap>(ctx, arg),
+        IOMMU_IOAS_UNMAP => run::<uapi::IoasUnmap>(ctx, arg),
         _ => Err(ENOTTY),
     }
 }
@@ -159,6 +172,39 @@ impl Command for uapi::IoasIovaRanges {
 
     fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
         ioas::iova_ranges(ctx, cmd, ucmd)
+    }
+}
+
+impl Command for uapi::IoasMap {
+    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_ioas_map, iova) + 8;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+        ioas::map(ctx, cmd, ucmd)
+    }
+}
+
+impl Command for uapi::IoasUnmap {
+    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_ioas_unmap, length) + 8;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+        ioas::unmap(ctx, cmd, ucmd)
+    }
+}
+
+impl Command for uapi::IoasAllowIovas {
+    const MIN_SIZE: usize =
+        core::mem::offset_of!(kernel::uapi::iommu_ioas_allow_iovas, allowed_iovas) + 8;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, _ucmd: &Ucmd) -> Result {
+        ioas::allow_iovas(ctx, cmd)
+    }
+}
+
+impl Command for uapi::IoasCopy {
+    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_ioas_copy, src_iova) + 8;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+        ioas::copy(ctx, cmd, ucmd)
     }
 }
 
@@ -194,13 +240,21 @@ mod tests {
         assert_eq!(<uapi::Destroy as Command>::MIN_SIZE, 8);
         assert_eq!(<uapi::IoasAlloc as Command>::MIN_SIZE, 12);
         assert_eq!(<uapi::IoasIovaRanges as Command>::MIN_SIZE, 32);
+        assert_eq!(<uapi::IoasMap as Command>::MIN_SIZE, 40);
+        assert_eq!(<uapi::IoasUnmap as Command>::MIN_SIZE, 24);
+        assert_eq!(<uapi::IoasAllowIovas as Command>::MIN_SIZE, 24);
+        assert_eq!(<uapi::IoasCopy as Command>::MIN_SIZE, 40);
     }
 
     #[test]
     fn ioctl_numbers() {
-        // _IO(';', 0x80), _IO(';', 0x81), _IO(';', 0x84).
+        // _IO(';', nr) for each command number.
         assert_eq!(IOMMU_DESTROY, 0x3b80);
         assert_eq!(IOMMU_IOAS_ALLOC, 0x3b81);
         assert_eq!(IOMMU_IOAS_IOVA_RANGES, 0x3b84);
+        assert_eq!(IOMMU_IOAS_ALLOW_IOVAS, 0x3b82);
+        assert_eq!(IOMMU_IOAS_COPY, 0x3b83);
+        assert_eq!(IOMMU_IOAS_MAP, 0x3b85);
+        assert_eq!(IOMMU_IOAS_UNMAP, 0x3b86);
     }
 }

@@ -59,3 +59,23 @@ uapi_struct!(
     /// `struct iommu_iova_range`: two `u64`s.
     IovaRange => iommu_iova_range, 16
 );
+
+uapi_struct!(
+    /// `struct iommu_ioas_map`: four `u32`s and three `u64`s.
+    IoasMap => iommu_ioas_map, 40
+);
+
+uapi_struct!(
+    /// `struct iommu_ioas_unmap`: two `u32`s and two `u64`s.
+    IoasUnmap => iommu_ioas_unmap, 24
+);
+
+uapi_struct!(
+    /// `struct iommu_ioas_allow_iovas`: four `u32`s and a `u64`.
+    IoasAllowIovas => iommu_ioas_allow_iovas, 24
+);
+
+uapi_struct!(
+    /// `struct iommu_ioas_copy`: four `u32`s and three `u64`s.
+    IoasCopy => iommu_ioas_copy, 40
+);
