@@ -238,4 +238,191 @@ static inline int _test_count_ioas(int fd, __u32 max_id)
 	return count;
 }
 
+/* Read and write access: what a plain DMA buffer mapping asks for. */
+#define MAP_RW (IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE)
+
+/*
+ * IOMMU_IOAS_MAP of [@buf, @buf + @length) into @ioas_id. With
+ * IOMMU_IOAS_MAP_FIXED_IOVA in @flags *@iova is the IOVA to map at; without
+ * it the kernel picks one. *@iova receives the kernel's answer on success
+ * only, so a sentinel survives a failed call. @iova may be NULL for a
+ * kernel-chosen IOVA that the caller does not need.
+ */
+static inline int _test_ioctl_ioas_map(int fd, __u32 ioas_id, const void *buf,
+				       __u64 length, __u64 *iova, __u32 flags)
+{
+	struct iommu_ioas_map cmd = {
+		.size = sizeof(cmd),
+		.flags = flags,
+		.ioas_id = ioas_id,
+		.user_va = (uintptr_t)buf,
+		.length = length,
+		.iova = iova ? *iova : 0,
+	};
+	int rc;
+
+	rc = ioctl(fd, IOMMU_IOAS_MAP, &cmd);
+	if (!rc && iova)
+		*iova = cmd.iova;
+	return rc;
+}
+/* kernel-chosen IOVA, read+write */
+#define test_ioctl_ioas_map(ioas_id, buf, length, iovap)                      \
+	ASSERT_EQ(0, _test_ioctl_ioas_map(self->fd, ioas_id, buf, length,     \
+					  iovap, MAP_RW))                     \
+		TH_LOG("IOMMU_IOAS_MAP(%p, 0x%llx): %s", (void *)(buf),       \
+		       (unsigned long long)(length), strerror(errno))
+#define test_err_ioctl_ioas_map(_errno, ioas_id, buf, length, iovap)          \
+	EXPECT_ERRNO(_errno, _test_ioctl_ioas_map(self->fd, ioas_id, buf,     \
+						  length, iovap, MAP_RW))
+/* fixed IOVA, read+write; the kernel must report the same IOVA back */
+#define test_ioctl_ioas_map_fixed(ioas_id, buf, length, iova)                 \
+	({                                                                    \
+		__u64 __iova = (iova);                                        \
+		ASSERT_EQ(0, _test_ioctl_ioas_map(                            \
+				     self->fd, ioas_id, buf, length, &__iova, \
+				     MAP_RW | IOMMU_IOAS_MAP_FIXED_IOVA))     \
+			TH_LOG("IOMMU_IOAS_MAP(%p, 0x%llx) at 0x%llx: %s",    \
+			       (void *)(buf), (unsigned long long)(length),   \
+			       (unsigned long long)(iova), strerror(errno));  \
+		ASSERT_EQ((__u64)(iova), __iova);                             \
+	})
+#define test_err_ioctl_ioas_map_fixed(_errno, ioas_id, buf, length, iova)     \
+	({                                                                    \
+		__u64 __iova = (iova);                                        \
+		EXPECT_ERRNO(_errno,                                          \
+			     _test_ioctl_ioas_map(                            \
+				     self->fd, ioas_id, buf, length, &__iova, \
+				     MAP_RW | IOMMU_IOAS_MAP_FIXED_IOVA))     \
+			TH_LOG("map of 0x%llx at 0x%llx",                     \
+			       (unsigned long long)(length),                  \
+			       (unsigned long long)(iova));                   \
+	})
+
+/*
+ * IOMMU_IOAS_UNMAP of [@iova, @iova + @length). iova 0 with length UINT64_MAX
+ * means "everything". *@out_len (if non-NULL) receives the length field as
+ * the kernel left it, on failure too: the kernel only writes it on success,
+ * so after a failure it still holds @length.
+ */
+static inline int _test_ioctl_ioas_unmap(int fd, __u32 ioas_id, __u64 iova,
+					 __u64 length, __u64 *out_len)
+{
+	struct iommu_ioas_unmap cmd = {
+		.size = sizeof(cmd),
+		.ioas_id = ioas_id,
+		.iova = iova,
+		.length = length,
+	};
+	int rc;
+
+	rc = ioctl(fd, IOMMU_IOAS_UNMAP, &cmd);
+	if (out_len)
+		*out_len = cmd.length;
+	return rc;
+}
+/* success, and exactly @length bytes were unmapped */
+#define test_ioctl_ioas_unmap(ioas_id, iova, length)                          \
+	({                                                                    \
+		__u64 __out = 0;                                              \
+		ASSERT_EQ(0, _test_ioctl_ioas_unmap(self->fd, ioas_id, iova,  \
+						    length, &__out))          \
+			TH_LOG("IOMMU_IOAS_UNMAP(0x%llx, 0x%llx): %s",        \
+			       (unsigned long long)(iova),                    \
+			       (unsigned long long)(length), strerror(errno)); \
+		ASSERT_EQ((__u64)(length), __out);                            \
+	})
+#define test_err_ioctl_ioas_unmap(_errno, ioas_id, iova, length)              \
+	EXPECT_ERRNO(_errno, _test_ioctl_ioas_unmap(self->fd, ioas_id, iova,  \
+						    length, NULL))            \
+		TH_LOG("unmap of 0x%llx at 0x%llx",                           \
+		       (unsigned long long)(length),                          \
+		       (unsigned long long)(iova))
+/* unmap everything; @expected_len bytes must have been mapped */
+#define test_ioctl_ioas_unmap_all(ioas_id, expected_len)                      \
+	({                                                                    \
+		__u64 __out = 0;                                              \
+		ASSERT_EQ(0, _test_ioctl_ioas_unmap(self->fd, ioas_id, 0,     \
+						    UINT64_MAX, &__out))      \
+			TH_LOG("IOMMU_IOAS_UNMAP(all): %s", strerror(errno)); \
+		ASSERT_EQ((__u64)(expected_len), __out);                      \
+	})
+
+/* IOMMU_IOAS_ALLOW_IOVAS with @num entries at @ranges. */
+static inline int _test_ioctl_ioas_allow_iovas(int fd, __u32 ioas_id,
+					       const struct iommu_iova_range *ranges,
+					       __u32 num)
+{
+	struct iommu_ioas_allow_iovas cmd = {
+		.size = sizeof(cmd),
+		.ioas_id = ioas_id,
+		.num_iovas = num,
+		.allowed_iovas = (uintptr_t)ranges,
+	};
+
+	return ioctl(fd, IOMMU_IOAS_ALLOW_IOVAS, &cmd);
+}
+#define test_ioctl_ioas_allow_iovas(ioas_id, ranges, num)                     \
+	ASSERT_EQ(0, _test_ioctl_ioas_allow_iovas(self->fd, ioas_id, ranges,  \
+						  num))                       \
+		TH_LOG("IOMMU_IOAS_ALLOW_IOVAS: %s", strerror(errno))
+#define test_err_ioctl_ioas_allow_iovas(_errno, ioas_id, ranges, num)         \
+	EXPECT_ERRNO(_errno, _test_ioctl_ioas_allow_iovas(self->fd, ioas_id,  \
+							  ranges, num))
+
+/*
+ * IOMMU_IOAS_COPY of [@src_iova, @src_iova + @length) in @src_ioas to
+ * @dst_ioas. *@dst_iova is the input IOVA with IOMMU_IOAS_MAP_FIXED_IOVA and
+ * receives the kernel's answer on success only.
+ */
+static inline int _test_ioctl_ioas_copy(int fd, __u32 dst_ioas, __u32 src_ioas,
+					__u64 src_iova, __u64 length,
+					__u64 *dst_iova, __u32 flags)
+{
+	struct iommu_ioas_copy cmd = {
+		.size = sizeof(cmd),
+		.flags = flags,
+		.dst_ioas_id = dst_ioas,
+		.src_ioas_id = src_ioas,
+		.length = length,
+		.dst_iova = dst_iova ? *dst_iova : 0,
+		.src_iova = src_iova,
+	};
+	int rc;
+
+	rc = ioctl(fd, IOMMU_IOAS_COPY, &cmd);
+	if (!rc && dst_iova)
+		*dst_iova = cmd.dst_iova;
+	return rc;
+}
+#define test_ioctl_ioas_copy_fixed(dst_ioas, dst_iova, src_ioas, src_iova,     \
+				   length)                                     \
+	({                                                                     \
+		__u64 __dst = (dst_iova);                                      \
+		ASSERT_EQ(0, _test_ioctl_ioas_copy(                            \
+				     self->fd, dst_ioas, src_ioas, src_iova,   \
+				     length, &__dst,                           \
+				     MAP_RW | IOMMU_IOAS_MAP_FIXED_IOVA))      \
+			TH_LOG("IOMMU_IOAS_COPY(0x%llx, 0x%llx) to 0x%llx: %s", \
+			       (unsigned long long)(src_iova),                 \
+			       (unsigned long long)(length),                   \
+			       (unsigned long long)(dst_iova),                 \
+			       strerror(errno));                               \
+		ASSERT_EQ((__u64)(dst_iova), __dst);                           \
+	})
+#define test_err_ioctl_ioas_copy_fixed(_errno, dst_ioas, dst_iova, src_ioas,   \
+				       src_iova, length)                       \
+	({                                                                     \
+		__u64 __dst = (dst_iova);                                      \
+		EXPECT_ERRNO(_errno,                                           \
+			     _test_ioctl_ioas_copy(                            \
+				     self->fd, dst_ioas, src_ioas, src_iova,   \
+				     length, &__dst,                           \
+				     MAP_RW | IOMMU_IOAS_MAP_FIXED_IOVA))      \
+			TH_LOG("copy of 0x%llx at 0x%llx to 0x%llx",           \
+			       (unsigned long long)(length),                   \
+			       (unsigned long long)(src_iova),                 \
+			       (unsigned long long)(dst_iova));                \
+	})
+
 #endif /* __SELFTEST_IOMMUFD_RS_UTILS_H */
