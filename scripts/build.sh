@@ -20,7 +20,8 @@ src=$kdir/src
 build=$kdir/build-$flavour
 extra=()
 if [ "$flavour" = c ]; then
-	printf '# CONFIG_IOMMUFD_RS is not set\n' > "$kdir/upstream-c.config"
+	printf '%s\n' '# CONFIG_IOMMUFD_RS is not set' \
+		'# CONFIG_IOMMUFD_RS_KUNIT_TEST is not set' > "$kdir/upstream-c.config"
 	extra=("$kdir/upstream-c.config")
 fi
 

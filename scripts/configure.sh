@@ -22,18 +22,26 @@ scripts/config --file "$out/.config" \
 make -s O="$out" olddefconfig
 
 # Every option the fragments ask for must have survived olddefconfig:
-# a dependency that silently drops one would make tests meaningless.
-bad=0
+# a dependency that silently drops one would make tests meaningless.  A
+# later fragment overrides an earlier one (build.sh c turns IOMMUFD_RS off).
+declare -A want=()
 for f in "$frag" "$@"; do
 	while IFS= read -r line; do
 		case "$line" in
-		CONFIG_*=*) grep -qxF "$line" "$out/.config" || {
-			log "config: $line did not stick"; bad=1; } ;;
+		CONFIG_*=*) want[${line%%=*}]=$line ;;
 		"# CONFIG_"*" is not set")
-			sym=${line#\# }; sym=${sym%% *}
-			grep -q "^$sym=" "$out/.config" && {
-				log "config: $sym should be off"; bad=1; } ;;
+			sym=${line#\# }; want[${sym%% *}]=off ;;
 		esac
 	done < "$f"
+done
+bad=0
+for sym in "${!want[@]}"; do
+	if [ "${want[$sym]}" = off ]; then
+		grep -q "^$sym=" "$out/.config" && {
+			log "config: $sym should be off"; bad=1; }
+	else
+		grep -qxF "${want[$sym]}" "$out/.config" || {
+			log "config: ${want[$sym]} did not stick"; bad=1; }
+	fi
 done
 exit $bad

@@ -6,18 +6,39 @@
 //! through that file; dropping it (on release) drops the object table and with it every object
 //! that nothing else references.
 
+use core::mem::offset_of;
 use kernel::{
+    capability::{
+        capable,
+        Capability, //
+    },
     fs::File,
     miscdevice::{
         MiscDevice,
         MiscDeviceRegistration, //
     },
-    prelude::*, //
+    prelude::*,
+    sync::atomic::{
+        Atomic,
+        Relaxed, //
+    },
+    uapi::{
+        iommu_option,
+        iommufd_option_IOMMU_OPTION_HUGE_PAGES as OPTION_HUGE_PAGES,
+        iommufd_option_IOMMU_OPTION_RLIMIT_MODE as OPTION_RLIMIT_MODE,
+        iommufd_option_ops_IOMMU_OPTION_OP_GET as OP_GET,
+        iommufd_option_ops_IOMMU_OPTION_OP_SET as OP_SET, //
+    },
 };
 
 use crate::{
-    ioctl,
-    object::ObjectTable, //
+    ioas,
+    ioctl::{
+        self,
+        Ucmd, //
+    },
+    object::ObjectTable,
+    uapi, //
 };
 
 /// The state of one open `/dev/iommu` file.
@@ -26,6 +47,10 @@ pub(crate) struct Ctx {
     /// Every object created through this file, by id.
     #[pin]
     pub(crate) objects: ObjectTable,
+    /// How pinned pages will be charged (`IOMMU_OPTION_RLIMIT_MODE`): to the mm's `pinned_vm`
+    /// (true) or to the user's `locked_vm` (false, the default). Changes only while the context
+    /// holds no object.
+    account_to_mm: Atomic<bool>,
 }
 
 #[vtable]
@@ -36,6 +61,7 @@ impl MiscDevice for Ctx {
         let ctx = KBox::pin_init(
             pin_init!(Self {
                 objects <- ObjectTable::new(),
+                account_to_mm: Atomic::new(false),
             }),
             GFP_KERNEL,
         )?;
@@ -44,5 +70,46 @@ impl MiscDevice for Ctx {
 
     fn ioctl(me: Pin<&Ctx>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         ioctl::dispatch(&me, cmd, arg).map(|()| 0)
+    }
+}
+
+/// `IOMMU_OPTION`: reads or sets an option of the context or of an IOAS. Only `val64` is written
+/// back.
+pub(crate) fn option(ctx: &Ctx, cmd: &mut uapi::IommuOption, ucmd: &Ucmd) -> Result {
+    if cmd.0.__reserved != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    match cmd.0.option_id {
+        OPTION_RLIMIT_MODE => rlimit_mode(ctx, cmd)?,
+        OPTION_HUGE_PAGES => ioas::option_huge_pages(ctx, cmd)?,
+        _ => return Err(EOPNOTSUPP),
+    }
+    ucmd.write_at(offset_of!(iommu_option, val64), &cmd.0.val64)
+}
+
+/// `IOMMU_OPTION_RLIMIT_MODE`: where pinned pages are charged (0: the user's `RLIMIT_MEMLOCK`,
+/// 1: the mm's). Setting it needs `CAP_SYS_RESOURCE` and a context with no object yet.
+fn rlimit_mode(ctx: &Ctx, cmd: &mut uapi::IommuOption) -> Result {
+    if cmd.0.object_id != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    match u32::from(cmd.0.op) {
+        OP_GET => {
+            cmd.0.val64 = u64::from(ctx.account_to_mm.load(Relaxed));
+            Ok(())
+        }
+        OP_SET => {
+            if !capable(Capability::SYS_RESOURCE) {
+                return Err(EPERM);
+            }
+            let to_mm = match cmd.0.val64 {
+                0 => false,
+                1 => true,
+                _ => return Err(EINVAL),
+            };
+            ctx.objects
+                .if_empty(|| ctx.account_to_mm.store(to_mm, Relaxed))
+        }
+        _ => Err(EOPNOTSUPP),
     }
 }

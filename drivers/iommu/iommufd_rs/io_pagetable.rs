@@ -146,6 +146,8 @@ pub(crate) struct IovaSpace {
     allowed: KVec<IovaRange>,
     /// The alignment every mapping must have.
     alignment: u64,
+    /// Whether mappings may use pages larger than `PAGE_SIZE` (`IOMMU_OPTION_HUGE_PAGES`).
+    large_pages: bool,
 }
 
 impl IovaSpace {
@@ -156,7 +158,35 @@ impl IovaSpace {
             reserved: KVec::new(),
             allowed: KVec::new(),
             alignment: 1,
+            large_pages: true,
         }
+    }
+
+    /// Whether mappings may use pages larger than `PAGE_SIZE`.
+    pub(crate) fn large_pages(&self) -> bool {
+        self.large_pages
+    }
+
+    /// Allows or forbids pages larger than `PAGE_SIZE`.
+    ///
+    /// Forbidding them makes every mapping page aligned, so it fails with `EADDRINUSE` while a
+    /// mapping is not.
+    pub(crate) fn set_large_pages(&mut self, enable: bool) -> Result {
+        let alignment = if enable { 1 } else { PAGE };
+        if alignment > self.alignment {
+            let mask = alignment - 1;
+            let misaligned = self.areas.iter().any(|(start, area)| {
+                start & mask != 0
+                    || (area.last - start + 1) & mask != 0
+                    || (area.start_byte as u64 % PAGE) & mask != 0
+            });
+            if misaligned {
+                return Err(EADDRINUSE);
+            }
+        }
+        self.large_pages = enable;
+        self.alignment = alignment;
+        Ok(())
     }
 
     /// The alignment every mapping's IOVA, length and page offset must have.

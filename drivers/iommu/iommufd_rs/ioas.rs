@@ -23,7 +23,9 @@ use kernel::{
         iommu_iova_range,
         iommufd_ioas_map_flags_IOMMU_IOAS_MAP_FIXED_IOVA as MAP_FIXED_IOVA,
         iommufd_ioas_map_flags_IOMMU_IOAS_MAP_READABLE as MAP_READABLE,
-        iommufd_ioas_map_flags_IOMMU_IOAS_MAP_WRITEABLE as MAP_WRITEABLE, //
+        iommufd_ioas_map_flags_IOMMU_IOAS_MAP_WRITEABLE as MAP_WRITEABLE,
+        iommufd_option_ops_IOMMU_OPTION_OP_GET as OP_GET,
+        iommufd_option_ops_IOMMU_OPTION_OP_SET as OP_SET, //
     },
 };
 
@@ -258,4 +260,23 @@ pub(crate) fn copy(ctx: &Ctx, cmd: &mut uapi::IoasCopy, ucmd: &Ucmd) -> Result {
     let fixed = fixed_iova(c.flags, c.dst_iova);
     c.dst_iova = dst.iova.lock().map(fixed, segments, c.length, prot)?;
     ucmd.respond(cmd)
+}
+
+/// `IOMMU_OPTION_HUGE_PAGES` on an IOAS: whether mappings may use pages larger than `PAGE_SIZE`
+/// (1, the default) or not (0; mappings must then be page aligned).
+pub(crate) fn option_huge_pages(ctx: &Ctx, cmd: &mut uapi::IommuOption) -> Result {
+    let ioas = ctx.objects.get::<Ioas>(cmd.0.object_id)?;
+    let mut space = ioas.iova.lock();
+    match u32::from(cmd.0.op) {
+        OP_GET => {
+            cmd.0.val64 = u64::from(space.large_pages());
+            Ok(())
+        }
+        OP_SET => match cmd.0.val64 {
+            0 => space.set_large_pages(false),
+            1 => space.set_large_pages(true),
+            _ => Err(EINVAL),
+        },
+        _ => Err(EOPNOTSUPP),
+    }
 }

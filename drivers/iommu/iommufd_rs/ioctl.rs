@@ -30,7 +30,10 @@ use kernel::{
 };
 
 use crate::{
-    ctx::Ctx,
+    ctx::{
+        self,
+        Ctx, //
+    },
     ioas, //
     uapi,
 };
@@ -57,6 +60,8 @@ pub(crate) const IOMMU_IOAS_IOVA_RANGES: u32 =
     iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_IOVA_RANGES);
 /// `IOMMU_IOAS_MAP`.
 pub(crate) const IOMMU_IOAS_MAP: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_MAP);
+/// `IOMMU_OPTION`.
+pub(crate) const IOMMU_OPTION: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_OPTION);
 /// `IOMMU_IOAS_UNMAP`.
 pub(crate) const IOMMU_IOAS_UNMAP: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_UNMAP);
 
@@ -83,6 +88,15 @@ impl Ucmd {
         let len = self.user_size.min(size_of::<T>());
         let mut writer = UserSlice::new(UserPtr::from_addr(self.arg), len).writer();
         writer.write_slice(&cmd.as_bytes()[..len])
+    }
+
+    /// Writes just `value` back, at byte `offset` of the user's struct, which must lie within
+    /// the command's mandatory prefix.
+    pub(crate) fn write_at<T: AsBytes>(&self, offset: usize, value: &T) -> Result {
+        let addr = self.arg.checked_add(offset).ok_or(EFAULT)?;
+        UserSlice::new(UserPtr::from_addr(addr), size_of::<T>())
+            .writer()
+            .write(value)
     }
 }
 
@@ -146,6 +160,7 @@ pub(crate) fn dispatch(ctx: &Ctx, cmd: u32, arg: usize) -> Result {
         IOMMU_IOAS_IOVA_RANGES => run::<uapi::IoasIovaRanges>(ctx, arg),
         IOMMU_IOAS_MAP => run::<uapi::IoasMap>(ctx, arg),
         IOMMU_IOAS_UNMAP => run::<uapi::IoasUnmap>(ctx, arg),
+        IOMMU_OPTION => run::<uapi::IommuOption>(ctx, arg),
         _ => Err(ENOTTY),
     }
 }
@@ -208,6 +223,14 @@ impl Command for uapi::IoasCopy {
     }
 }
 
+impl Command for uapi::IommuOption {
+    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_option, val64) + 8;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+        ctx::option(ctx, cmd, ucmd)
+    }
+}
+
 #[cfg(CONFIG_IOMMUFD_RS_KUNIT_TEST)]
 #[kunit_tests(iommufd_rs_ioctl)]
 mod tests {
@@ -244,6 +267,7 @@ mod tests {
         assert_eq!(<uapi::IoasUnmap as Command>::MIN_SIZE, 24);
         assert_eq!(<uapi::IoasAllowIovas as Command>::MIN_SIZE, 24);
         assert_eq!(<uapi::IoasCopy as Command>::MIN_SIZE, 40);
+        assert_eq!(<uapi::IommuOption as Command>::MIN_SIZE, 24);
     }
 
     #[test]
@@ -256,5 +280,6 @@ mod tests {
         assert_eq!(IOMMU_IOAS_COPY, 0x3b83);
         assert_eq!(IOMMU_IOAS_MAP, 0x3b85);
         assert_eq!(IOMMU_IOAS_UNMAP, 0x3b86);
+        assert_eq!(IOMMU_OPTION, 0x3b87);
     }
 }

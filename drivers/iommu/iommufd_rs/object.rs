@@ -136,6 +136,16 @@ impl ObjectTable {
         Ok(Slot { res })
     }
 
+    /// Runs `f` if the table holds no object and no reserved id, under the table's lock so that
+    /// none can appear meanwhile; `EBUSY` otherwise. `f` must not sleep.
+    pub(crate) fn if_empty<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        let guard = self.xa.lock();
+        if !guard.is_empty() {
+            return Err(EBUSY);
+        }
+        Ok(f())
+    }
+
     /// Looks up the object `id` of type `T`; `ENOENT` if there is none.
     pub(crate) fn get<T: ObjectKind>(&self, id: u32) -> Result<ObjRef<T>> {
         let guard = self.xa.lock();

@@ -79,3 +79,8 @@ uapi_struct!(
     /// `struct iommu_ioas_copy`: four `u32`s and three `u64`s.
     IoasCopy => iommu_ioas_copy, 40
 );
+
+uapi_struct!(
+    /// `struct iommu_option`: two `u32`s, two `u16`s, a `u32` and a `u64`.
+    IommuOption => iommu_option, 24
+);

@@ -2,7 +2,8 @@
 /*
  * Userspace ABI tests for the iommufd-rs /dev/iommu, second slice:
  * IOMMU_IOAS_MAP, IOMMU_IOAS_UNMAP, IOMMU_IOAS_ALLOW_IOVAS and
- * IOMMU_IOAS_COPY, and what they do (or do not do) to IOMMU_IOAS_IOVA_RANGES.
+ * IOMMU_IOAS_COPY, and what they do (or do not do) to IOMMU_IOAS_IOVA_RANGES;
+ * and IOMMU_OPTION (RLIMIT_MODE, HUGE_PAGES).
  *
  * Every IOAS here has no device and no domain attached. The expectations
  * are what upstream Linux 7.3 does in exactly that situation
@@ -1719,6 +1720,224 @@ TEST_F(iommufd_ioas, fork)
 	test_ioctl_ioas_unmap(id, x, PSZ);
 	test_ioctl_ioas_unmap_all(id, 0);
 	test_ioctl_ioas_unmap_all(dst, PSZ);
+}
+
+static int _test_ioctl_option(int fd, __u32 option_id, __u16 op,
+			      __u32 object_id, __u64 *val64)
+{
+	struct iommu_option cmd = {
+		.size = sizeof(cmd),
+		.option_id = option_id,
+		.op = op,
+		.object_id = object_id,
+		.val64 = *val64,
+	};
+	int rc;
+
+	rc = ioctl(fd, IOMMU_OPTION, &cmd);
+	if (!rc)
+		*val64 = cmd.val64;
+	return rc;
+}
+
+#define option_get(option_id, object_id)                                      \
+	({                                                                    \
+		__u64 __v = UNTOUCHED_U64;                                    \
+		ASSERT_EQ(0, _test_ioctl_option(self->fd, option_id,          \
+						IOMMU_OPTION_OP_GET,          \
+						object_id, &__v))             \
+			TH_LOG("OPTION GET %u: %s", option_id,                \
+			       strerror(errno));                              \
+		__v;                                                          \
+	})
+
+#define option_set_err(_errno, fd, option_id, object_id, value)               \
+	({                                                                    \
+		__u64 __v = (value);                                          \
+		EXPECT_ERRNO(_errno, _test_ioctl_option(fd, option_id,        \
+							IOMMU_OPTION_OP_SET,  \
+							object_id, &__v));    \
+	})
+
+TEST_F(iommufd_ioas, cmd_length_option)
+{
+	const size_t len = sizeof(struct iommu_option);
+	struct iommu_option cmd = {
+		.option_id = IOMMU_OPTION_HUGE_PAGES,
+		.op = IOMMU_OPTION_OP_GET,
+		.object_id = self->ioas_id,
+	};
+
+	check_size_rules(_metadata, self->fd, IOMMU_OPTION, &cmd, len,
+			 offsetofend(struct iommu_option, val64));
+	ASSERT_EQ(0, _test_ioctl_sized(self->fd, IOMMU_OPTION, &cmd, len,
+				       len + 8, SIZE_MAX, 0));
+	EXPECT_EQ(1U, cmd.val64);
+}
+
+TEST_F(iommufd_ioas, option_bad_args)
+{
+	struct iommu_option cmd = {
+		.size = sizeof(cmd),
+		.option_id = IOMMU_OPTION_HUGE_PAGES,
+		.op = IOMMU_OPTION_OP_GET,
+		.object_id = self->ioas_id,
+		.val64 = UNTOUCHED_U64,
+	};
+	struct iommu_option *ro;
+
+	cmd.__reserved = 1;
+	EXPECT_ERRNO(EOPNOTSUPP, ioctl(self->fd, IOMMU_OPTION, &cmd));
+	EXPECT_EQ(UNTOUCHED_U64, cmd.val64);
+	cmd.__reserved = 0;
+	cmd.option_id = 2;
+	EXPECT_ERRNO(EOPNOTSUPP, ioctl(self->fd, IOMMU_OPTION, &cmd));
+	cmd.option_id = IOMMU_OPTION_HUGE_PAGES;
+	cmd.op = 2;
+	EXPECT_ERRNO(EOPNOTSUPP, ioctl(self->fd, IOMMU_OPTION, &cmd));
+	/* the IOAS is looked up before the op is checked */
+	cmd.object_id = self->ioas_id + 100;
+	EXPECT_ERRNO(ENOENT, ioctl(self->fd, IOMMU_OPTION, &cmd));
+	cmd.object_id = 0;
+	cmd.op = IOMMU_OPTION_OP_GET;
+	EXPECT_ERRNO(ENOENT, ioctl(self->fd, IOMMU_OPTION, &cmd));
+	/* RLIMIT_MODE is per context: no object id */
+	cmd.option_id = IOMMU_OPTION_RLIMIT_MODE;
+	cmd.object_id = self->ioas_id;
+	EXPECT_ERRNO(EOPNOTSUPP, ioctl(self->fd, IOMMU_OPTION, &cmd));
+	cmd.object_id = 0;
+	cmd.op = 2;
+	EXPECT_ERRNO(EOPNOTSUPP, ioctl(self->fd, IOMMU_OPTION, &cmd));
+	/* only val64 is written back: a read-only struct faults */
+	ro = mmap(NULL, PSZ, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	*ro = cmd;
+	ro->op = IOMMU_OPTION_OP_GET;
+	ASSERT_EQ(0, mprotect(ro, PSZ, PROT_READ));
+	EXPECT_ERRNO(EFAULT, ioctl(self->fd, IOMMU_OPTION, ro));
+	munmap(ro, PSZ);
+}
+
+TEST_F(iommufd_ioas, option_rlimit_mode)
+{
+	int fd;
+	pid_t pid;
+	int status;
+
+	EXPECT_EQ(0U, option_get(IOMMU_OPTION_RLIMIT_MODE, 0));
+	/* this context has an IOAS: the mode can no longer change */
+	option_set_err(EBUSY, self->fd, IOMMU_OPTION_RLIMIT_MODE, 0, 1);
+
+	fd = open(IOMMUFD_DEV_PATH, O_RDWR);
+	ASSERT_LE(0, fd);
+	option_set_err(EINVAL, fd, IOMMU_OPTION_RLIMIT_MODE, 0, 2);
+	{
+		__u64 v = 1;
+		__u32 id;
+
+		ASSERT_EQ(0, _test_ioctl_option(fd, IOMMU_OPTION_RLIMIT_MODE,
+						IOMMU_OPTION_OP_SET, 0, &v));
+		v = UNTOUCHED_U64;
+		ASSERT_EQ(0, _test_ioctl_option(fd, IOMMU_OPTION_RLIMIT_MODE,
+						IOMMU_OPTION_OP_GET, 0, &v));
+		EXPECT_EQ(1U, v);
+		/* modes are per context */
+		EXPECT_EQ(0U, option_get(IOMMU_OPTION_RLIMIT_MODE, 0));
+		/* a reserved-then-destroyed object leaves the context empty */
+		ASSERT_EQ(0, _test_ioctl_ioas_alloc(fd, 0, &id));
+		option_set_err(EBUSY, fd, IOMMU_OPTION_RLIMIT_MODE, 0, 0);
+		ASSERT_EQ(0, _test_ioctl_destroy(fd, id));
+		v = 0;
+		ASSERT_EQ(0, _test_ioctl_option(fd, IOMMU_OPTION_RLIMIT_MODE,
+						IOMMU_OPTION_OP_SET, 0, &v));
+	}
+
+	/* without CAP_SYS_RESOURCE (here: as nobody) it cannot be set */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		__u64 v = 1;
+
+		if (setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(2);
+		if (!_test_ioctl_option(fd, IOMMU_OPTION_RLIMIT_MODE,
+					IOMMU_OPTION_OP_SET, 0, &v))
+			_exit(3);
+		_exit(errno == EPERM ? 0 : 4);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status))
+		TH_LOG("unprivileged RLIMIT_MODE set: child status %d",
+		       WEXITSTATUS(status));
+	EXPECT_EQ(0, close(fd));
+}
+
+TEST_F(iommufd_ioas, option_huge_pages)
+{
+	struct iommu_ioas_iova_ranges ranges = {
+		.size = sizeof(ranges),
+		.ioas_id = self->ioas_id,
+	};
+	__u64 iova;
+
+	EXPECT_EQ(1U, option_get(IOMMU_OPTION_HUGE_PAGES, self->ioas_id));
+	option_set_err(EINVAL, self->fd, IOMMU_OPTION_HUGE_PAGES,
+		       self->ioas_id, 2);
+
+	/* a mapping that is not page aligned blocks turning them off */
+	test_ioctl_ioas_map_fixed(self->ioas_id, (char *)self->buf + 0x123,
+				  0x10, 16 * PSZ + 0x123);
+	option_set_err(EADDRINUSE, self->fd, IOMMU_OPTION_HUGE_PAGES,
+		       self->ioas_id, 0);
+	EXPECT_EQ(1U, option_get(IOMMU_OPTION_HUGE_PAGES, self->ioas_id));
+	test_ioctl_ioas_unmap_all(self->ioas_id, 0x10);
+
+	/* off: every mapping must now be page aligned */
+	{
+		__u64 v = 0;
+
+		ASSERT_EQ(0, _test_ioctl_option(self->fd,
+						IOMMU_OPTION_HUGE_PAGES,
+						IOMMU_OPTION_OP_SET,
+						self->ioas_id, &v));
+		EXPECT_EQ(0U, v);
+	}
+	EXPECT_EQ(0U, option_get(IOMMU_OPTION_HUGE_PAGES, self->ioas_id));
+	EXPECT_ERRNO(EMSGSIZE,
+		     ioctl(self->fd, IOMMU_IOAS_IOVA_RANGES, &ranges));
+	EXPECT_EQ(PSZ, ranges.out_iova_alignment);
+	iova = 16 * PSZ + 0x100;
+	EXPECT_ERRNO(EINVAL, _test_ioctl_ioas_map(self->fd, self->ioas_id,
+						  self->buf, PSZ, &iova,
+						  IOMMU_IOAS_MAP_FIXED_IOVA |
+						  IOMMU_IOAS_MAP_READABLE));
+	iova = 16 * PSZ;
+	EXPECT_ERRNO(EINVAL, _test_ioctl_ioas_map(self->fd, self->ioas_id,
+						  self->buf, PSZ / 2, &iova,
+						  IOMMU_IOAS_MAP_FIXED_IOVA |
+						  IOMMU_IOAS_MAP_READABLE));
+	test_ioctl_ioas_map_fixed(self->ioas_id, self->buf, PSZ, 16 * PSZ);
+	/* turning it off again is a no-op */
+	{
+		__u64 v = 0;
+
+		EXPECT_EQ(0, _test_ioctl_option(self->fd,
+						IOMMU_OPTION_HUGE_PAGES,
+						IOMMU_OPTION_OP_SET,
+						self->ioas_id, &v));
+		v = 1;
+		EXPECT_EQ(0, _test_ioctl_option(self->fd,
+						IOMMU_OPTION_HUGE_PAGES,
+						IOMMU_OPTION_OP_SET,
+						self->ioas_id, &v));
+	}
+	ranges.num_iovas = 0;
+	EXPECT_ERRNO(EMSGSIZE,
+		     ioctl(self->fd, IOMMU_IOAS_IOVA_RANGES, &ranges));
+	EXPECT_EQ(1U, ranges.out_iova_alignment);
 }
 
 TEST_HARNESS_MAIN
