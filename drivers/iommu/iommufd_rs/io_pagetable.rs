@@ -16,13 +16,17 @@
 //! the same behaviour; the arithmetic is pure and tested with KUnit.
 
 use kernel::{
+    fs::File,
     page::PAGE_SIZE,
     prelude::*,
     rbtree::{
         RBTree,
         RBTreeNodeReservation, //
     },
-    sync::Arc,
+    sync::{
+        aref::ARef,
+        Arc, //
+    },
 };
 
 /// The largest alignment a kernel-chosen IOVA is given: a PMD-sized huge page when transparent
@@ -71,10 +75,28 @@ pub(crate) struct Prot {
     pub(crate) write: bool,
 }
 
-/// The user memory behind one or more areas (shared by the areas `IOMMU_IOAS_COPY` makes).
+/// Where the memory behind a [`Pages`] lives.
+enum Source {
+    /// In the address space of the process that mapped it, from this page-aligned address.
+    User {
+        /// The address.
+        uptr: usize,
+    },
+    /// In a file (a memfd, for QEMU's guest RAM), from this page-aligned offset. The reference
+    /// keeps the file, and so its memory, alive while anything maps it.
+    File {
+        /// The file.
+        #[expect(dead_code, reason = "holds the file; read when the pages are pinned")]
+        file: ARef<File>,
+        /// The offset.
+        start: u64,
+    },
+}
+
+/// The memory behind one or more areas (shared by the areas `IOMMU_IOAS_COPY` makes).
 pub(crate) struct Pages {
-    /// The first byte of the memory, rounded down to a page.
-    uptr: usize,
+    /// Where the memory is.
+    source: Source,
     /// The number of pages.
     npages: usize,
     /// Whether the memory may be mapped writable.
@@ -82,31 +104,64 @@ pub(crate) struct Pages {
 }
 
 impl Pages {
-    /// Describes the user memory `[uptr, uptr + length)`.
+    /// Describes `length` bytes of memory from `source`, starting `start_byte` bytes into its
+    /// first page.
+    ///
+    /// `EINVAL` if the length is zero or too large to describe.
+    fn new(source: Source, start_byte: usize, length: u64, writable: bool) -> Result<Arc<Self>> {
+        let length = usize::try_from(length).map_err(|_| EINVAL)?;
+        if length == 0 || length > usize::MAX - PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        let pages = Self {
+            source,
+            npages: (start_byte + length).div_ceil(PAGE_SIZE),
+            writable,
+        };
+        Ok(Arc::new(pages, GFP_KERNEL_ACCOUNT)?)
+    }
+
+    /// Describes the user memory `[uptr, uptr + length)`. Returns it and the offset of `uptr` in
+    /// its page.
     ///
     /// `EOVERFLOW` if the range wraps; `EINVAL` if it is empty or too large to describe.
     pub(crate) fn new_user(uptr: u64, length: u64, writable: bool) -> Result<(Arc<Self>, usize)> {
         let uptr = usize::try_from(uptr).map_err(|_| EOVERFLOW)?;
-        let length = usize::try_from(length).map_err(|_| EOVERFLOW)?;
-        uptr.checked_add(length).ok_or(EOVERFLOW)?;
-        if length == 0 || length > usize::MAX - PAGE_SIZE {
-            return Err(EINVAL);
-        }
+        let len = usize::try_from(length).map_err(|_| EOVERFLOW)?;
+        uptr.checked_add(len).ok_or(EOVERFLOW)?;
         let start_byte = uptr % PAGE_SIZE;
-        let pages = Arc::new(
-            Self {
-                uptr: uptr - start_byte,
-                npages: (start_byte + length).div_ceil(PAGE_SIZE),
-                writable,
-            },
-            GFP_KERNEL_ACCOUNT,
-        )?;
-        Ok((pages, start_byte))
+        let source = Source::User {
+            uptr: uptr - start_byte,
+        };
+        Ok((Self::new(source, start_byte, length, writable)?, start_byte))
     }
 
-    /// The user address of byte `offset` of the memory.
+    /// Describes `length` bytes of `file` from offset `start`. Returns it and the offset of
+    /// `start` in its page. The caller has checked that the range does not wrap.
+    ///
+    /// `EINVAL` if it is empty or too large to describe.
+    pub(crate) fn new_file(
+        file: ARef<File>,
+        start: u64,
+        length: u64,
+        writable: bool,
+    ) -> Result<(Arc<Self>, usize)> {
+        // Below `PAGE_SIZE`, so it fits.
+        let start_byte = (start % PAGE) as usize;
+        let source = Source::File {
+            file,
+            start: start - start_byte as u64,
+        };
+        Ok((Self::new(source, start_byte, length, writable)?, start_byte))
+    }
+
+    /// The address (user address or file offset) of byte `offset` of the memory: what a
+    /// kernel-chosen IOVA keeps the alignment of.
     fn addr(&self, offset: usize) -> u64 {
-        (self.uptr + offset) as u64
+        match &self.source {
+            Source::User { uptr } => (uptr + offset) as u64,
+            Source::File { start, .. } => start + offset as u64,
+        }
     }
 }
 

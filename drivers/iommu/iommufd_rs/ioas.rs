@@ -9,9 +9,14 @@
 
 use core::mem::size_of;
 use kernel::{
+    fs::{
+        File,
+        LocalFile, //
+    },
     new_mutex,
     prelude::*,
     sync::{
+        aref::ARef,
         Arc,
         Mutex, //
     },
@@ -166,6 +171,48 @@ pub(crate) fn map(ctx: &Ctx, cmd: &mut uapi::IoasMap, ucmd: &Ucmd) -> Result {
     let fixed = fixed_iova(c.flags, c.iova);
     c.iova = ioas.iova.lock().map(fixed, segments, c.length, prot)?;
     // As in the C driver, the mapping stays if the answer cannot be written back.
+    ucmd.respond(cmd)
+}
+
+/// Takes a reference to the file behind `fd` of the calling process; `EBADF` if there is none.
+fn file_from_fd(fd: i32) -> Result<ARef<File>> {
+    let fd = u32::try_from(fd).map_err(|_| EBADF)?;
+    let file = LocalFile::fget(fd)?;
+    // SAFETY: This runs in an ioctl on /dev/iommu: the current thread is not inside an
+    // `fdget_pos()` section on `file` (it only uses the file to map its memory and never touches
+    // its position), so the reference may be shared with other threads.
+    Ok(unsafe { LocalFile::assume_no_fdget_pos(file) })
+}
+
+/// `IOMMU_IOAS_MAP_FILE`: maps part of a file (a memfd) into an IOAS.
+///
+/// As in the C driver, any file is accepted here; whether its memory can be pinned is only known
+/// when something needs the pages.
+pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> Result {
+    let c = &mut cmd.0;
+    if c.flags & !MAP_FLAGS != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if c.iova == u64::MAX || c.length == u64::MAX {
+        return Err(EOVERFLOW);
+    }
+    let prot = map_prot(c.flags)?;
+    let ioas = ctx.objects.get::<Ioas>(c.ioas_id)?;
+
+    IovaRange::from_length(c.start, c.length)?;
+    let file = file_from_fd(c.fd)?;
+    let (pages, start_byte) = Pages::new_file(file, c.start, c.length, prot.write)?;
+    let mut segments = KVec::new();
+    segments.push(
+        Segment {
+            pages,
+            start_byte,
+            length: c.length,
+        },
+        GFP_KERNEL_ACCOUNT,
+    )?;
+    let fixed = fixed_iova(c.flags, c.iova);
+    c.iova = ioas.iova.lock().map(fixed, segments, c.length, prot)?;
     ucmd.respond(cmd)
 }
 

@@ -62,6 +62,8 @@ pub(crate) const IOMMU_IOAS_IOVA_RANGES: u32 =
 pub(crate) const IOMMU_IOAS_MAP: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_MAP);
 /// `IOMMU_OPTION`.
 pub(crate) const IOMMU_OPTION: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_OPTION);
+/// `IOMMU_IOAS_MAP_FILE`.
+pub(crate) const IOMMU_IOAS_MAP_FILE: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_MAP_FILE);
 /// `IOMMU_IOAS_UNMAP`.
 pub(crate) const IOMMU_IOAS_UNMAP: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_UNMAP);
 
@@ -159,6 +161,7 @@ pub(crate) fn dispatch(ctx: &Ctx, cmd: u32, arg: usize) -> Result {
         IOMMU_IOAS_COPY => run::<uapi::IoasCopy>(ctx, arg),
         IOMMU_IOAS_IOVA_RANGES => run::<uapi::IoasIovaRanges>(ctx, arg),
         IOMMU_IOAS_MAP => run::<uapi::IoasMap>(ctx, arg),
+        IOMMU_IOAS_MAP_FILE => run::<uapi::IoasMapFile>(ctx, arg),
         IOMMU_IOAS_UNMAP => run::<uapi::IoasUnmap>(ctx, arg),
         IOMMU_OPTION => run::<uapi::IommuOption>(ctx, arg),
         _ => Err(ENOTTY),
@@ -195,6 +198,14 @@ impl Command for uapi::IoasMap {
 
     fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
         ioas::map(ctx, cmd, ucmd)
+    }
+}
+
+impl Command for uapi::IoasMapFile {
+    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_ioas_map_file, iova) + 8;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+        ioas::map_file(ctx, cmd, ucmd)
     }
 }
 
@@ -265,6 +276,7 @@ mod tests {
         assert_eq!(<uapi::IoasIovaRanges as Command>::MIN_SIZE, 32);
         assert_eq!(<uapi::IoasMap as Command>::MIN_SIZE, 40);
         assert_eq!(<uapi::IoasUnmap as Command>::MIN_SIZE, 24);
+        assert_eq!(<uapi::IoasMapFile as Command>::MIN_SIZE, 40);
         assert_eq!(<uapi::IoasAllowIovas as Command>::MIN_SIZE, 24);
         assert_eq!(<uapi::IoasCopy as Command>::MIN_SIZE, 40);
         assert_eq!(<uapi::IommuOption as Command>::MIN_SIZE, 24);
@@ -281,5 +293,6 @@ mod tests {
         assert_eq!(IOMMU_IOAS_MAP, 0x3b85);
         assert_eq!(IOMMU_IOAS_UNMAP, 0x3b86);
         assert_eq!(IOMMU_OPTION, 0x3b87);
+        assert_eq!(IOMMU_IOAS_MAP_FILE, 0x3b8f);
     }
 }

@@ -84,3 +84,8 @@ uapi_struct!(
     /// `struct iommu_option`: two `u32`s, two `u16`s, a `u32` and a `u64`.
     IommuOption => iommu_option, 24
 );
+
+uapi_struct!(
+    /// `struct iommu_ioas_map_file`: three `u32`s, an `i32` and three `u64`s.
+    IoasMapFile => iommu_ioas_map_file, 40
+);

@@ -3,7 +3,7 @@
  * Userspace ABI tests for the iommufd-rs /dev/iommu, second slice:
  * IOMMU_IOAS_MAP, IOMMU_IOAS_UNMAP, IOMMU_IOAS_ALLOW_IOVAS and
  * IOMMU_IOAS_COPY, and what they do (or do not do) to IOMMU_IOAS_IOVA_RANGES;
- * and IOMMU_OPTION (RLIMIT_MODE, HUGE_PAGES).
+ * IOMMU_OPTION (RLIMIT_MODE, HUGE_PAGES) and IOMMU_IOAS_MAP_FILE.
  *
  * Every IOAS here has no device and no domain attached. The expectations
  * are what upstream Linux 7.3 does in exactly that situation
@@ -1938,6 +1938,179 @@ TEST_F(iommufd_ioas, option_huge_pages)
 	EXPECT_ERRNO(EMSGSIZE,
 		     ioctl(self->fd, IOMMU_IOAS_IOVA_RANGES, &ranges));
 	EXPECT_EQ(1U, ranges.out_iova_alignment);
+}
+
+static int _test_ioctl_ioas_map_file(int fd, __u32 ioas_id, int mfd,
+				     __u64 start, __u64 length, __u64 *iova,
+				     __u32 flags)
+{
+	struct iommu_ioas_map_file cmd = {
+		.size = sizeof(cmd),
+		.flags = flags,
+		.ioas_id = ioas_id,
+		.fd = mfd,
+		.start = start,
+		.length = length,
+		.iova = *iova,
+	};
+	int rc;
+
+	rc = ioctl(fd, IOMMU_IOAS_MAP_FILE, &cmd);
+	if (!rc)
+		*iova = cmd.iova;
+	return rc;
+}
+
+#define RW_FLAGS (IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE)
+
+/* A 1 MiB memfd, the kind of file QEMU backs guest RAM with. */
+static int new_memfd(struct __test_metadata *_metadata)
+{
+	int mfd = memfd_create("iommufd-rs-test", MFD_CLOEXEC);
+
+	ASSERT_LE(0, mfd) TH_LOG("memfd_create: %s", strerror(errno));
+	ASSERT_EQ(0, ftruncate(mfd, MiB));
+	return mfd;
+}
+
+TEST_F(iommufd_ioas, cmd_length_map_file)
+{
+	const size_t len = sizeof(struct iommu_ioas_map_file);
+	int mfd = new_memfd(_metadata);
+	struct iommu_ioas_map_file cmd = {
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | RW_FLAGS,
+		.ioas_id = self->ioas_id,
+		.fd = mfd,
+		.length = PSZ,
+		.iova = 16 * PSZ,
+	};
+
+	check_size_rules(_metadata, self->fd, IOMMU_IOAS_MAP_FILE, &cmd, len,
+			 offsetofend(struct iommu_ioas_map_file, iova));
+	expect_free(self->ioas_id, 16 * PSZ, PSZ);
+	ASSERT_EQ(0, _test_ioctl_sized(self->fd, IOMMU_IOAS_MAP_FILE, &cmd,
+				       len, len + 8, SIZE_MAX, 0));
+	expect_used(self->ioas_id, 16 * PSZ, PSZ);
+	close(mfd);
+}
+
+TEST_F(iommufd_ioas, map_file)
+{
+	int mfd = new_memfd(_metadata);
+	__u64 iova;
+	int devnull;
+
+	/* caller-chosen IOVA */
+	iova = 256 * PSZ;
+	ASSERT_EQ(0, _test_ioctl_ioas_map_file(self->fd, self->ioas_id, mfd, 0,
+					       MiB, &iova,
+					       IOMMU_IOAS_MAP_FIXED_IOVA |
+					       RW_FLAGS));
+	EXPECT_EQ(256 * PSZ, iova);
+	expect_used(self->ioas_id, iova, MiB);
+	/* overlapping it fails as for user memory */
+	EXPECT_ERRNO(EEXIST,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, mfd, 0,
+					       PSZ, &iova,
+					       IOMMU_IOAS_MAP_FIXED_IOVA |
+					       RW_FLAGS));
+
+	/* kernel-chosen: keeps the file offset's position in its page */
+	iova = 0;
+	ASSERT_EQ(0, _test_ioctl_ioas_map_file(self->fd, self->ioas_id, mfd,
+					       2 * PSZ + 0x80, 0x100, &iova,
+					       IOMMU_IOAS_MAP_READABLE));
+	EXPECT_EQ(0x80U, iova % PSZ);
+	EXPECT_LE(PSZ, iova);
+
+	/* the mapping holds the file: closing the fd changes nothing */
+	EXPECT_EQ(0, close(mfd));
+	test_ioctl_ioas_unmap_all(self->ioas_id, MiB + 0x100);
+
+	/* as upstream, the file type is only checked when pages are pinned */
+	devnull = open("/dev/null", O_RDWR);
+	ASSERT_LE(0, devnull);
+	iova = 16 * PSZ;
+	EXPECT_EQ(0, _test_ioctl_ioas_map_file(self->fd, self->ioas_id,
+					       devnull, 0, PSZ, &iova,
+					       IOMMU_IOAS_MAP_FIXED_IOVA |
+					       IOMMU_IOAS_MAP_READABLE));
+	close(devnull);
+	test_ioctl_ioas_unmap_all(self->ioas_id, PSZ);
+}
+
+TEST_F(iommufd_ioas, map_file_errors)
+{
+	int mfd = new_memfd(_metadata);
+	const __u32 fixed = IOMMU_IOAS_MAP_FIXED_IOVA | RW_FLAGS;
+	__u64 iova = 16 * PSZ;
+	int closed;
+
+	EXPECT_ERRNO(EOPNOTSUPP,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, mfd, 0,
+					       PSZ, &iova, fixed | (1U << 3)));
+	EXPECT_ERRNO(EOVERFLOW,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, mfd, 0,
+					       UINT64_MAX, &iova, fixed));
+	iova = UINT64_MAX;
+	EXPECT_ERRNO(EOVERFLOW,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, mfd, 0,
+					       PSZ, &iova, RW_FLAGS));
+	iova = 16 * PSZ;
+	EXPECT_ERRNO(EINVAL,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, mfd, 0,
+					       PSZ, &iova,
+					       IOMMU_IOAS_MAP_FIXED_IOVA));
+	/* the IOAS is looked up before the file */
+	EXPECT_ERRNO(ENOENT,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id + 100,
+					       -1, 0, PSZ, &iova, fixed));
+	EXPECT_ERRNO(EINVAL,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, -1, 0,
+					       0, &iova, fixed));
+	EXPECT_ERRNO(EOVERFLOW,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, -1,
+					       UINT64_MAX - PSZ + 1, 2 * PSZ,
+					       &iova, fixed));
+	/* bad file descriptors */
+	EXPECT_ERRNO(EBADF,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, -1, 0,
+					       PSZ, &iova, fixed));
+	closed = dup(mfd);
+	ASSERT_LE(0, closed);
+	close(closed);
+	EXPECT_ERRNO(EBADF,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, closed,
+					       0, PSZ, &iova, fixed));
+	/* nothing of the above left a mapping behind */
+	expect_free(self->ioas_id, 16 * PSZ, PSZ);
+	test_ioctl_ioas_unmap_all(self->ioas_id, 0);
+	close(mfd);
+}
+
+TEST_F(iommufd_ioas, copy_from_file_mapping)
+{
+	int mfd = new_memfd(_metadata);
+	struct iommu_ioas_copy copy = {
+		.size = sizeof(copy),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | RW_FLAGS,
+		.dst_ioas_id = self->ioas_id,
+		.src_ioas_id = self->ioas_id,
+		.length = 4 * PSZ,
+		.dst_iova = 1024 * PSZ,
+		.src_iova = 512 * PSZ + 2 * PSZ,
+	};
+	__u64 iova = 512 * PSZ;
+
+	ASSERT_EQ(0, _test_ioctl_ioas_map_file(self->fd, self->ioas_id, mfd, 0,
+					       16 * PSZ, &iova,
+					       IOMMU_IOAS_MAP_FIXED_IOVA |
+					       RW_FLAGS));
+	close(mfd);
+	ASSERT_EQ(0, ioctl(self->fd, IOMMU_IOAS_COPY, &copy))
+		TH_LOG("IOAS_COPY of a file mapping: %s", strerror(errno));
+	expect_used(self->ioas_id, 1024 * PSZ, 4 * PSZ);
+	test_ioctl_ioas_unmap_all(self->ioas_id, 20 * PSZ);
 }
 
 TEST_HARNESS_MAIN
