@@ -1,0 +1,1059 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Error-path tests for the iommufd-rs /dev/iommu, driven by the kernel's
+ * per-task fault injection, /proc/self/task/<tid>/fail-nth.
+ *
+ * Writing N there makes the Nth fault-injection point this thread reaches
+ * fail, once: a slab allocation (failslab), a page allocation
+ * (fail_page_alloc) or a copy_{from,to}_user (fail_usercopy). Each scenario
+ * below is a fixed script of calls; it is run with N = 1, 2, 3, ... until a
+ * run ends before its countdown does, so every injection point the script
+ * reaches has been failed once.
+ *
+ * Every call in a script has one exact expected outcome. A call that fails
+ * with ENOMEM or EFAULT is taken to be the injected failure: it must be the
+ * only one in the run, and it is issued once more. The countdown has fired
+ * by then, so from that retry on nothing fails any more and every outcome is
+ * checked as strictly as in a run without injection:
+ *  - open(), ALLOC, DESTROY, ALLOW_IOVAS and IOVA_RANGES must undo all their
+ *    work when they fail, so the retry must simply succeed. In particular a
+ *    failed ALLOC must not keep an object or an id: ids are handed out
+ *    lowest-free from 1, so every ALLOC must return the id a run without
+ *    injection gets.
+ *  - MAP, COPY and UNMAP write their answer back after the work is done, so
+ *    an EFAULT may come from that write with the work done. The retry may
+ *    then find it done: EEXIST for a fixed IOVA, ENOENT or 0 bytes for an
+ *    unmap. The IOVA of such a kernel-chosen-IOVA map is unknown, so the
+ *    next unmap of everything in that IOAS may find that many more bytes.
+ * A failed call that left anything behind or took anything away then shows
+ * up later in the script as a wrong id, an EEXIST or ENOENT, a wrong count
+ * of unmapped bytes, or an IOAS that cannot be destroyed; after each run the
+ * file must hold no IOAS and hand out id 1 again.
+ *
+ * Nothing is logged and nothing is asserted while the countdown runs (a
+ * write to the log or an aborting assert would be fault-injected too, or
+ * leave the countdown armed); a wrong outcome is recorded and reported once
+ * the countdown is stopped.
+ *
+ * Leaks on the error paths are left to kmemleak, which the test runner checks
+ * after the whole program, and kernel splats to its dmesg check. The fixture
+ * therefore sets every fault type it uses to verbose=0: a verbose failure
+ * prints a stack trace.
+ */
+#include <dirent.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+
+#include "iommufd_utils.h"
+
+#define DEBUGFS "/sys/kernel/debug"
+
+/* Upper bound on the runs of one sweep: far above any current script. */
+#define MAX_NTH 5000U
+/* How many low ids the end-of-run check probes for stray objects. */
+#define PROBE_IDS 64
+
+#define MiB (1ULL << 20)
+#define PSZ ((__u64)PAGE_SIZE)
+/* The iova argument of op_map()/op_copy() asking the kernel to choose. */
+#define AUTO_IOVA UINT64_MAX
+
+/*
+ * The user memory that scripts map. Nothing is pinned while no device is
+ * attached, so it is never touched; it is aligned so that the alignment of a
+ * kernel-chosen IOVA depends only on the length.
+ */
+#define BUF_SIZE (16 * MiB)
+#define BUF_ALIGN (4 * MiB)
+
+/* ------------------------------------------------------------------------ */
+/* debugfs fault-injection settings */
+
+struct knob {
+	char path[128];
+	char saved[32];
+	const char *want;
+	/* a setting that may be missing or refuse the value */
+	bool optional;
+	bool changed;
+};
+
+#define MAX_KNOBS 32
+
+/*
+ * Allocations that may sleep (GFP_KERNEL, which is nearly all of them) are
+ * exempt from injection by default; so are highmem pages.
+ */
+static const struct {
+	const char *file;
+	const char *want;
+} required_knobs[] = {
+	{ "failslab/ignore-gfp-wait", "N" },
+	{ "fail_page_alloc/ignore-gfp-wait", "N" },
+	{ "fail_page_alloc/ignore-gfp-highmem", "N" },
+	{ "failslab/verbose", "0" },
+	{ "fail_page_alloc/verbose", "0" },
+	{ "fail_usercopy/verbose", "0" },
+};
+
+/* Reads a debugfs value without its trailing newline. 0 or -errno. */
+static int read_knob(const char *path, char *out, size_t size)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, out, size - 1);
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	out[n] = 0;
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+		out[--n] = 0;
+	return n ? 0 : -ENODATA;
+}
+
+/* 0 or -errno */
+static int write_knob(const char *path, const char *val)
+{
+	size_t len = strlen(val);
+	ssize_t n;
+	int fd, err = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, len);
+	if (n < 0)
+		err = -errno;
+	else if ((size_t)n != len)
+		err = -EIO;
+	close(fd);
+	return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the fail-nth countdown */
+
+/* Starts the countdown: the @nth injection point from now on fails. */
+static int nth_start(int nth_fd, unsigned int nth)
+{
+	char buf[16];
+	int len;
+
+	len = snprintf(buf, sizeof(buf), "%u", nth);
+	if (pwrite(nth_fd, buf, len, 0) != len)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Stops the countdown; 0 or -errno. Nothing is injected once this returns,
+ * whatever it returns.
+ */
+static int nth_stop(int nth_fd)
+{
+	int i, err = 0;
+
+	/*
+	 * The write copies "0" from user memory, which can itself be the
+	 * point the countdown reaches: then it fails with EFAULT, and the
+	 * countdown is over anyway. Write again to make sure.
+	 */
+	for (i = 0; i < 3; i++) {
+		if (pwrite(nth_fd, "0", 1, 0) == 1)
+			return 0;
+		err = -errno;
+	}
+	return err;
+}
+
+/*
+ * Ends a run: tells whether the countdown reached its injection point before
+ * this call (@fired) and stops it. 0 or -errno; the countdown is stopped
+ * whatever this returns.
+ */
+static int nth_finish(int nth_fd, bool *fired)
+{
+	char buf[32] = { 0 };
+	int read_err = 0, err;
+	ssize_t n;
+
+	/* What is left of the countdown: 0 once it has fired. */
+	n = pread(nth_fd, buf, sizeof(buf) - 1, 0);
+	if (n < 0)
+		read_err = errno;
+	err = nth_stop(nth_fd);
+	if (err)
+		return err;
+
+	if (n < 0) {
+		/*
+		 * The value is formatted before it is copied out, so this
+		 * copy being the point the countdown reached (EFAULT) means
+		 * the run did not reach it.
+		 */
+		if (read_err != EFAULT && read_err != ENOMEM)
+			return -read_err;
+		*fired = false;
+	} else {
+		*fired = strtoul(buf, NULL, 10) == 0;
+	}
+
+	/* and it must be off now */
+	memset(buf, 0, sizeof(buf));
+	n = pread(nth_fd, buf, sizeof(buf) - 1, 0);
+	if (n < 0)
+		return -errno;
+	if (strcmp(buf, "0\n"))
+		return -EIO;
+	return 0;
+}
+
+/*
+ * Faults in the stack the scripts will use, so that the countdown is not
+ * spent on (or an injected failure taken by) page faults on it.
+ */
+static void __attribute__((noinline)) prefault_stack(void)
+{
+	volatile __u8 pad[64 * 1024];
+	size_t i;
+
+	for (i = 0; i < sizeof(pad); i += 256)
+		pad[i] = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* one run of a script */
+
+struct run {
+	/* the iommufd the script works on; -1 when closed */
+	int fd;
+	__u8 *buf;
+	/* copied to the stack, so open() does not fault on program data */
+	char dev_path[sizeof(IOMMUFD_DEV_PATH)];
+
+	/* the first wrong outcome, reported once the countdown is stopped */
+	const char *bad_step;
+	const char *bad_why;
+	bool bad_is_errno;
+	__u64 bad_got, bad_want;
+
+	/* the call that failed with ENOMEM or EFAULT, if any */
+	const char *inj_step;
+	int inj_errno;
+
+	/*
+	 * A kernel-chosen-IOVA map or copy of extra_len bytes into extra_ioas
+	 * that may have been done twice (the first time with its answer
+	 * lost), until an unmap of everything there accounts for it.
+	 */
+	__u32 extra_ioas;
+	__u64 extra_len;
+
+	/* the ALLOW_IOVAS ranges in force on allowed_ioas */
+	__u32 allowed_ioas;
+	const struct iommu_iova_range *allowed;
+	__u32 n_allowed;
+};
+
+static void run_init(struct run *r, __u8 *buf)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	r->buf = buf;
+	memcpy(r->dev_path, IOMMUFD_DEV_PATH, sizeof(r->dev_path));
+}
+
+/* Records a wrong value (the first one only). Returns false. */
+static bool bad_value(struct run *r, const char *step, const char *why,
+		      __u64 got, __u64 want)
+{
+	if (!r->bad_step) {
+		r->bad_step = step;
+		r->bad_why = why;
+		r->bad_is_errno = false;
+		r->bad_got = got;
+		r->bad_want = want;
+	}
+	return false;
+}
+
+/* Records a wrong result, as errnos (0: success). Returns false. */
+static bool bad_result(struct run *r, const char *step, int got, int want)
+{
+	if (!r->bad_step) {
+		r->bad_step = step;
+		r->bad_why = "wrong result";
+		r->bad_is_errno = true;
+		r->bad_got = got;
+		r->bad_want = want;
+	}
+	return false;
+}
+
+/*
+ * @rc (with errno) is what a call of @step returned. Returns true if it is
+ * the run's injected failure, and the call must be issued once more. errno
+ * is preserved.
+ */
+static bool retry_after(struct run *r, const char *step, int rc)
+{
+	int err = errno;
+
+	if (!rc || (err != ENOMEM && err != EFAULT))
+		return false;
+	if (r->inj_step) {
+		/* the countdown fires once: this one is real */
+		errno = err;
+		return false;
+	}
+	r->inj_step = step;
+	r->inj_errno = err;
+	errno = err;
+	return true;
+}
+
+/* Checks the final result of @step: -1 and errno, or 0. */
+static bool check_result(struct run *r, const char *step, int rc,
+			 int want_errno)
+{
+	int got = rc ? errno : 0;
+
+	if (got != want_errno)
+		return bad_result(r, step, got, want_errno);
+	return true;
+}
+
+/* A kernel-chosen IOVA must lie in the window and the allowed ranges. */
+static bool check_auto_iova(struct run *r, const char *step, __u32 ioas,
+			    __u64 iova, __u64 len)
+{
+	__u64 last = iova + (len - 1);
+	__u32 i;
+
+	if (iova < PSZ || last < iova || last > UINT64_MAX - PSZ)
+		return bad_value(r, step,
+				 "kernel-chosen IOVA outside [PAGE_SIZE, UINT64_MAX - PAGE_SIZE]",
+				 iova, 0);
+	if (ioas != r->allowed_ioas || !r->n_allowed)
+		return true;
+	for (i = 0; i < r->n_allowed; i++)
+		if (iova >= r->allowed[i].start && last <= r->allowed[i].last)
+			return true;
+	return bad_value(r, step,
+			 "kernel-chosen IOVA not inside an allowed range", iova,
+			 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* script steps: each returns false after recording a wrong outcome */
+
+#define STEP(x)                 \
+	do {                    \
+		if (!(x))       \
+			return; \
+	} while (0)
+
+static bool op_open(struct run *r)
+{
+	int fd = open(r->dev_path, O_RDWR | O_CLOEXEC);
+
+	if (retry_after(r, "open", fd < 0 ? -1 : 0))
+		fd = open(r->dev_path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return bad_result(r, "open", errno, 0);
+	r->fd = fd;
+	return true;
+}
+
+static bool op_close(struct run *r)
+{
+	int rc = close(r->fd);
+
+	r->fd = -1;
+	return check_result(r, "close", rc, 0);
+}
+
+/* IOAS_ALLOC must succeed with id @want_id. */
+static bool op_alloc(struct run *r, const char *step, __u32 want_id)
+{
+	__u32 id = 0;
+	int rc;
+
+	rc = _test_ioctl_ioas_alloc(r->fd, 0, &id);
+	if (retry_after(r, step, rc))
+		rc = _test_ioctl_ioas_alloc(r->fd, 0, &id);
+	if (!check_result(r, step, rc, 0))
+		return false;
+	if (id != want_id)
+		return bad_value(r, step, "IOAS_ALLOC returned another id", id,
+				 want_id);
+	return true;
+}
+
+static bool op_destroy(struct run *r, const char *step, __u32 id,
+		       int want_errno)
+{
+	int rc;
+
+	rc = _test_ioctl_destroy(r->fd, id);
+	if (retry_after(r, step, rc))
+		rc = _test_ioctl_destroy(r->fd, id);
+	return check_result(r, step, rc, want_errno);
+}
+
+/*
+ * IOVA_RANGES with room for @room (at most 4) ranges. With no device the
+ * only range is [0, UINT64_MAX] with alignment 1: with room for none this
+ * fails with EMSGSIZE but still reports the count. @want_errno ENOENT checks
+ * that @id is not an IOAS.
+ */
+static bool op_ranges(struct run *r, const char *step, __u32 id, __u32 room,
+		      int want_errno)
+{
+	struct iommu_iova_range rg[4];
+	__u64 align = 0;
+	__u32 num, i;
+	int rc;
+
+	memset(rg, 0xa5, sizeof(rg));
+	num = room;
+	rc = _test_ioctl_ioas_iova_ranges(r->fd, id, &num, rg, &align);
+	if (retry_after(r, step, rc)) {
+		memset(rg, 0xa5, sizeof(rg));
+		num = room;
+		rc = _test_ioctl_ioas_iova_ranges(r->fd, id, &num, rg, &align);
+	}
+	if (!check_result(r, step, rc, want_errno))
+		return false;
+	if (want_errno == ENOENT)
+		return true;
+	if (num != 1)
+		return bad_value(r, step, "IOVA_RANGES: wrong num_iovas", num,
+				 1);
+	if (align != 1)
+		return bad_value(r, step, "IOVA_RANGES: wrong alignment", align,
+				 1);
+	if (room && rg[0].start != 0)
+		return bad_value(r, step, "IOVA_RANGES: wrong start",
+				 rg[0].start, 0);
+	if (room && rg[0].last != UINT64_MAX)
+		return bad_value(r, step, "IOVA_RANGES: wrong last", rg[0].last,
+				 UINT64_MAX);
+	for (i = room ? 1 : 0; i < 4; i++) {
+		if (rg[i].start != 0xa5a5a5a5a5a5a5a5ULL ||
+		    rg[i].last != 0xa5a5a5a5a5a5a5a5ULL)
+			return bad_value(r, step,
+					 "IOVA_RANGES wrote past the ranges it reported",
+					 i, 0);
+	}
+	return true;
+}
+
+static bool op_allow(struct run *r, const char *step, __u32 ioas,
+		     const struct iommu_iova_range *ranges, __u32 n)
+{
+	int rc;
+
+	rc = _test_ioctl_ioas_allow_iovas(r->fd, ioas, ranges, n);
+	if (retry_after(r, step, rc))
+		rc = _test_ioctl_ioas_allow_iovas(r->fd, ioas, ranges, n);
+	if (!check_result(r, step, rc, 0))
+		return false;
+	r->allowed_ioas = ioas;
+	r->allowed = ranges;
+	r->n_allowed = n;
+	return true;
+}
+
+/*
+ * A MAP or COPY into @ioas was issued again after an injected failure
+ * (result @rc). After an EFAULT the first call may have mapped and only
+ * failed to write its answer: at a fixed IOVA the retry then finds the
+ * range taken, which is success; at a kernel-chosen one the retry maps a
+ * second time and the first mapping stays unknown.
+ */
+static int map_retried(struct run *r, __u32 ioas, bool fixed, __u64 len,
+		       int rc, int want_errno)
+{
+	if (r->inj_errno != EFAULT || want_errno)
+		return rc;
+	if (fixed && rc && errno == EEXIST)
+		return 0;
+	if (!fixed && !rc) {
+		r->extra_ioas = ioas;
+		r->extra_len = len;
+	}
+	return rc;
+}
+
+static bool map_outcome(struct run *r, const char *step, __u32 ioas, int rc,
+			int want_errno, __u64 iova, __u64 got, __u64 len,
+			__u64 *out_iova)
+{
+	if (!check_result(r, step, rc, want_errno))
+		return false;
+	if (rc)
+		return true;
+	if (iova != AUTO_IOVA && got != iova)
+		return bad_value(r, step, "fixed IOVA answered as another IOVA",
+				 got, iova);
+	if (iova == AUTO_IOVA && !check_auto_iova(r, step, ioas, got, len))
+		return false;
+	if (out_iova)
+		*out_iova = got;
+	return true;
+}
+
+/* IOAS_MAP of @len bytes at @va, at @iova or (AUTO_IOVA) anywhere. */
+static bool op_map(struct run *r, const char *step, __u32 ioas,
+		   const void *va, __u64 len, __u64 iova, int want_errno,
+		   __u64 *out_iova)
+{
+	bool fixed = iova != AUTO_IOVA;
+	__u32 flags = MAP_RW | (fixed ? IOMMU_IOAS_MAP_FIXED_IOVA : 0);
+	__u64 got = fixed ? iova : 0;
+	int rc;
+
+	rc = _test_ioctl_ioas_map(r->fd, ioas, va, len, &got, flags);
+	if (retry_after(r, step, rc)) {
+		got = fixed ? iova : 0;
+		rc = _test_ioctl_ioas_map(r->fd, ioas, va, len, &got, flags);
+		rc = map_retried(r, ioas, fixed, len, rc, want_errno);
+	}
+	return map_outcome(r, step, ioas, rc, want_errno, iova, got, len,
+			   out_iova);
+}
+
+/* IOAS_COPY of [src_iova, +len) in @src to @dst at @iova or AUTO_IOVA. */
+static bool op_copy(struct run *r, const char *step, __u32 dst, __u32 src,
+		    __u64 src_iova, __u64 len, __u64 iova, int want_errno,
+		    __u64 *out_iova)
+{
+	bool fixed = iova != AUTO_IOVA;
+	__u32 flags = MAP_RW | (fixed ? IOMMU_IOAS_MAP_FIXED_IOVA : 0);
+	__u64 got = fixed ? iova : 0;
+	int rc;
+
+	rc = _test_ioctl_ioas_copy(r->fd, dst, src, src_iova, len, &got,
+				   flags);
+	if (retry_after(r, step, rc)) {
+		got = fixed ? iova : 0;
+		rc = _test_ioctl_ioas_copy(r->fd, dst, src, src_iova, len,
+					   &got, flags);
+		rc = map_retried(r, dst, fixed, len, rc, want_errno);
+	}
+	return map_outcome(r, step, dst, rc, want_errno, iova, got, len,
+			   out_iova);
+}
+
+/*
+ * IOAS_UNMAP of [iova, +len), or of everything for iova 0 and len
+ * UINT64_MAX; @want is the number of bytes a run without injection unmaps.
+ */
+static bool op_unmap(struct run *r, const char *step, __u32 ioas, __u64 iova,
+		     __u64 len, __u64 want, int want_errno)
+{
+	bool all = !iova && len == UINT64_MAX;
+	bool done_before = false;
+	__u64 out = 0;
+	int rc;
+
+	rc = _test_ioctl_ioas_unmap(r->fd, ioas, iova, len, &out);
+	if (retry_after(r, step, rc)) {
+		rc = _test_ioctl_ioas_unmap(r->fd, ioas, iova, len, &out);
+		/* the first call may have unmapped and lost its answer */
+		if (r->inj_errno == EFAULT && !want_errno) {
+			if (all && !rc && !out)
+				done_before = true;
+			if (!all && rc && errno == ENOENT) {
+				rc = 0;
+				done_before = true;
+			}
+		}
+	}
+	if (!check_result(r, step, rc, want_errno))
+		return false;
+	if (rc)
+		return true;
+	if (all && r->extra_len && r->extra_ioas == ioas) {
+		/* the mapping that may exist twice did */
+		if (out == want + r->extra_len)
+			out = want;
+		r->extra_len = 0;
+	}
+	if (!done_before && out != want)
+		return bad_value(r, step, "unmapped a wrong number of bytes",
+				 out, want);
+	return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the scenarios */
+
+/* A file, IOASes created and destroyed, ids reused, the file closed. */
+static void script_alloc_destroy(struct run *r)
+{
+	STEP(op_open(r));
+	STEP(op_alloc(r, "alloc 1", 1));
+	STEP(op_ranges(r, "IOAS 1 is live", 1, 0, EMSGSIZE));
+	STEP(op_alloc(r, "alloc 2", 2));
+	STEP(op_destroy(r, "destroy 1", 1, 0));
+	STEP(op_destroy(r, "destroy 1 again", 1, ENOENT));
+	STEP(op_ranges(r, "IOAS 1 is gone", 1, 1, ENOENT));
+	STEP(op_alloc(r, "alloc reuses id 1", 1));
+	STEP(op_destroy(r, "destroy 2", 2, 0));
+	STEP(op_destroy(r, "destroy reused 1", 1, 0));
+	STEP(op_ranges(r, "IOAS 2 is gone", 2, 0, ENOENT));
+	STEP(op_close(r));
+}
+
+/* Fixed and kernel-chosen maps, an unmap, an unmap of everything. */
+static void script_map_unmap(struct run *r)
+{
+	const __u64 a = 1 * MiB, c = 2 * MiB;
+
+	STEP(op_alloc(r, "alloc", 1));
+	STEP(op_map(r, "map A fixed", 1, r->buf, 4 * PSZ, a, 0, NULL));
+	STEP(op_map(r, "map C fixed", 1, r->buf + 4 * PSZ, PSZ, c, 0, NULL));
+	STEP(op_map(r, "map B auto", 1, r->buf, 2 * PSZ, AUTO_IOVA, 0, NULL));
+	STEP(op_map(r, "map over A", 1, r->buf, PSZ, a + PSZ, EEXIST, NULL));
+	STEP(op_unmap(r, "unmap A", 1, a, 4 * PSZ, 4 * PSZ, 0));
+	STEP(op_unmap(r, "unmap A again", 1, a, 4 * PSZ, 0, ENOENT));
+	STEP(op_unmap(r, "unmap all (B, C)", 1, 0, UINT64_MAX, 3 * PSZ, 0));
+	STEP(op_unmap(r, "unmap all again", 1, 0, UINT64_MAX, 0, 0));
+	STEP(op_destroy(r, "destroy", 1, 0));
+	STEP(op_destroy(r, "destroy again", 1, ENOENT));
+}
+
+/*
+ * Copies from IOAS 1 to IOAS 2 (fixed and kernel-chosen IOVA) and inside
+ * IOAS 1; the copies in IOAS 2 outlive the source mapping, which is shown by
+ * copying them back.
+ */
+static void script_copy(struct run *r)
+{
+	const __u64 src = 4 * MiB, dst = 8 * MiB;
+	__u64 c = 0;
+
+	STEP(op_alloc(r, "alloc 1", 1));
+	STEP(op_alloc(r, "alloc 2", 2));
+	STEP(op_map(r, "map in 1", 1, r->buf, 8 * PSZ, src, 0, NULL));
+	STEP(op_copy(r, "copy 1->2 fixed", 2, 1, src + 2 * PSZ, 4 * PSZ, dst,
+		     0, NULL));
+	STEP(op_copy(r, "copy 1->2 auto", 2, 1, src, 8 * PSZ, AUTO_IOVA, 0,
+		     &c));
+	STEP(op_copy(r, "copy 1->1 fixed", 1, 1, src + PSZ, PSZ, 16 * MiB, 0,
+		     NULL));
+	STEP(op_copy(r, "copy 1->2 onto a used IOVA", 2, 1, src, PSZ,
+		     dst + PSZ, EEXIST, NULL));
+	STEP(op_unmap(r, "unmap the source", 1, src, 8 * PSZ, 8 * PSZ, 0));
+	STEP(op_copy(r, "copy from the unmapped source", 2, 1, src, PSZ,
+		     32 * MiB, ENOENT, NULL));
+	STEP(op_copy(r, "copy 2(auto)->1", 1, 2, c, 8 * PSZ, src, 0, NULL));
+	STEP(op_copy(r, "copy 2(fixed)->1", 1, 2, dst, 4 * PSZ, 24 * MiB, 0,
+		     NULL));
+	STEP(op_unmap(r, "unmap 2 fixed copy", 2, dst, 4 * PSZ, 4 * PSZ, 0));
+	STEP(op_unmap(r, "unmap 2 auto copy", 2, c, 8 * PSZ, 8 * PSZ, 0));
+	STEP(op_unmap(r, "unmap all of 2", 2, 0, UINT64_MAX, 0, 0));
+	STEP(op_unmap(r, "unmap all of 1", 1, 0, UINT64_MAX, 13 * PSZ, 0));
+	STEP(op_destroy(r, "destroy 1", 1, 0));
+	STEP(op_destroy(r, "destroy 2", 2, 0));
+	STEP(op_destroy(r, "destroy 1 again", 1, ENOENT));
+}
+
+/*
+ * ALLOW_IOVAS with three ranges steers kernel-chosen IOVAs: five 256 KiB
+ * maps fill the first range and start the second, 1 MiB only fits the third,
+ * 4 MiB fits nowhere; fixed maps ignore the ranges. IOVA_RANGES, with too
+ * little room and with enough, is not affected by them.
+ */
+static void script_allow_iovas(struct run *r)
+{
+	const struct iommu_iova_range allowed[3] = {
+		{ .start = 16 * MiB, .last = 17 * MiB - 1 },
+		{ .start = 32 * MiB, .last = 33 * MiB - 1 },
+		{ .start = 48 * MiB, .last = 52 * MiB - 1 },
+	};
+	const __u64 q = MiB / 4;
+	unsigned int i;
+
+	STEP(op_alloc(r, "alloc", 1));
+	STEP(op_ranges(r, "IOVA_RANGES, no room", 1, 0, EMSGSIZE));
+	STEP(op_ranges(r, "IOVA_RANGES", 1, 4, 0));
+	STEP(op_allow(r, "ALLOW_IOVAS, 3 ranges", 1, allowed, 3));
+	STEP(op_ranges(r, "IOVA_RANGES after ALLOW_IOVAS, no room", 1, 0,
+		       EMSGSIZE));
+	STEP(op_ranges(r, "IOVA_RANGES after ALLOW_IOVAS", 1, 4, 0));
+	for (i = 0; i < 5; i++)
+		STEP(op_map(r, "map 256K auto", 1, r->buf, q, AUTO_IOVA, 0,
+			    NULL));
+	STEP(op_map(r, "map 1M auto", 1, r->buf, MiB, AUTO_IOVA, 0, NULL));
+	STEP(op_map(r, "map 4M auto, no room", 1, r->buf, 4 * MiB, AUTO_IOVA,
+		    ENOSPC, NULL));
+	STEP(op_map(r, "map fixed outside the ranges", 1, r->buf, PSZ, MiB, 0,
+		    NULL));
+	STEP(op_unmap(r, "unmap all", 1, 0, UINT64_MAX, 5 * q + MiB + PSZ,
+		      0));
+	STEP(op_allow(r, "ALLOW_IOVAS, none", 1, NULL, 0));
+	STEP(op_map(r, "map 4M auto anywhere", 1, r->buf, 4 * MiB, AUTO_IOVA,
+		    0, NULL));
+	STEP(op_unmap(r, "unmap all again", 1, 0, UINT64_MAX, 4 * MiB, 0));
+	STEP(op_destroy(r, "destroy", 1, 0));
+}
+
+/* The file is closed with IOASes, allowed ranges, maps and copies live. */
+static void script_close_live(struct run *r)
+{
+	const struct iommu_iova_range allowed[2] = {
+		{ .start = 16 * MiB, .last = 32 * MiB - 1 },
+		{ .start = 64 * MiB, .last = 80 * MiB - 1 },
+	};
+	const __u64 m = 4 * MiB;
+
+	STEP(op_open(r));
+	STEP(op_alloc(r, "alloc 1", 1));
+	STEP(op_alloc(r, "alloc 2", 2));
+	STEP(op_allow(r, "ALLOW_IOVAS on 1", 1, allowed, 2));
+	STEP(op_map(r, "map fixed in 1", 1, r->buf, 8 * PSZ, m, 0, NULL));
+	STEP(op_map(r, "map auto in 1", 1, r->buf, 2 * PSZ, AUTO_IOVA, 0,
+		    NULL));
+	STEP(op_copy(r, "copy 1->2 fixed", 2, 1, m, 8 * PSZ, PSZ, 0, NULL));
+	STEP(op_copy(r, "copy 1->2 auto", 2, 1, m + PSZ, 2 * PSZ, AUTO_IOVA,
+		     0, NULL));
+	STEP(op_ranges(r, "IOAS 1 is live", 1, 0, EMSGSIZE));
+	STEP(op_ranges(r, "IOAS 2 is live", 2, 0, EMSGSIZE));
+	STEP(op_ranges(r, "there is no IOAS 3", 3, 0, ENOENT));
+	STEP(op_close(r));
+}
+
+struct scenario {
+	const char *name;
+	void (*script)(struct run *r);
+};
+
+/* ------------------------------------------------------------------------ */
+/* the fixture and the sweep */
+
+FIXTURE(fail_nth)
+{
+	int nth_fd;
+	void *map;
+	size_t map_len;
+	__u8 *buf;
+	unsigned int n_knobs;
+	struct knob knobs[MAX_KNOBS];
+};
+
+/* Puts back every changed setting; 0 or the first -errno. */
+static int restore_knobs(FIXTURE_DATA(fail_nth) *self, const char **failed)
+{
+	unsigned int i = self->n_knobs;
+	int err, first = 0;
+
+	while (i--) {
+		struct knob *k = &self->knobs[i];
+
+		if (!k->changed)
+			continue;
+		err = write_knob(k->path, k->saved);
+		if (err && !first) {
+			first = err;
+			*failed = k->path;
+		}
+		if (!err)
+			k->changed = false;
+	}
+	return first;
+}
+
+/* Saves @path for change to @want; 0 or -errno if it cannot be read. */
+static int add_knob(FIXTURE_DATA(fail_nth) *self, const char *path,
+		    const char *want, bool optional)
+{
+	struct knob *k;
+	int err;
+
+	if (self->n_knobs >= MAX_KNOBS)
+		return -ENOSPC;
+	k = &self->knobs[self->n_knobs];
+	memset(k, 0, sizeof(*k));
+	if ((size_t)snprintf(k->path, sizeof(k->path), "%s", path) >=
+	    sizeof(k->path))
+		return -ENAMETOOLONG;
+	err = read_knob(k->path, k->saved, sizeof(k->saved));
+	if (err)
+		return err;
+	k->want = want;
+	k->optional = optional;
+	self->n_knobs++;
+	return 0;
+}
+
+/*
+ * Every other fault type with a verbose setting is quieted too: the
+ * countdown applies to all of them.
+ */
+static void add_other_verbose_knobs(FIXTURE_DATA(fail_nth) *self)
+{
+	char path[128];
+	struct dirent *d;
+	DIR *dir;
+
+	dir = opendir(DEBUGFS);
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		if (strncmp(d->d_name, "fail", 4) ||
+		    !strcmp(d->d_name, "failslab") ||
+		    !strcmp(d->d_name, "fail_page_alloc") ||
+		    !strcmp(d->d_name, "fail_usercopy"))
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), DEBUGFS "/%s/verbose",
+				     d->d_name) >= sizeof(path))
+			continue;
+		if (access(path, W_OK))
+			continue;
+		add_knob(self, path, "0", true);
+	}
+	closedir(dir);
+}
+
+FIXTURE_SETUP(fail_nth)
+{
+	const char *failed = NULL;
+	char path[64];
+	unsigned int i;
+	uintptr_t p;
+	int err;
+
+	self->nth_fd = -1;
+	self->map = MAP_FAILED;
+	self->n_knobs = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/fail-nth",
+		 (long)syscall(SYS_gettid));
+	self->nth_fd = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->nth_fd)
+		TH_LOG("%s: %s (the test kernel needs CONFIG_FAULT_INJECTION)",
+		       path, strerror(errno));
+
+	self->map_len = BUF_SIZE + BUF_ALIGN;
+	self->map = mmap(NULL, self->map_len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	p = (uintptr_t)self->map;
+	self->buf = (__u8 *)((p + BUF_ALIGN - 1) & ~(uintptr_t)(BUF_ALIGN - 1));
+
+	/* Save everything first: nothing is changed if anything is missing. */
+	for (i = 0; i < ARRAY_SIZE(required_knobs); i++) {
+		char kpath[128];
+
+		snprintf(kpath, sizeof(kpath), DEBUGFS "/%s",
+			 required_knobs[i].file);
+		err = add_knob(self, kpath, required_knobs[i].want, false);
+		ASSERT_EQ(0, err)
+			TH_LOG("%s: %s (the test kernel needs debugfs mounted on "
+			       DEBUGFS " and CONFIG_FAILSLAB, "
+			       "CONFIG_FAIL_PAGE_ALLOC, "
+			       "CONFIG_FAULT_INJECTION_USERCOPY and "
+			       "CONFIG_FAULT_INJECTION_DEBUG_FS)",
+			       kpath, strerror(-err));
+	}
+	add_other_verbose_knobs(self);
+
+	/*
+	 * Teardown does not run after a failed setup, so a failure here puts
+	 * back what was already changed before failing.
+	 */
+	for (i = 0; i < self->n_knobs; i++) {
+		struct knob *k = &self->knobs[i];
+
+		err = write_knob(k->path, k->want);
+		if (err && k->optional)
+			continue;
+		if (err) {
+			failed = k->path;
+			break;
+		}
+		k->changed = true;
+	}
+	if (failed) {
+		const char *rfailed = NULL;
+		int rerr = restore_knobs(self, &rfailed);
+
+		EXPECT_EQ(0, rerr)
+			TH_LOG("cannot restore %s: %s", rfailed,
+			       strerror(-rerr));
+		ASSERT_EQ(0, err)
+			TH_LOG("cannot set %s: %s", failed, strerror(-err));
+	}
+
+	/* whatever this thread inherited, start with no countdown */
+	ASSERT_EQ(0, nth_stop(self->nth_fd));
+}
+
+FIXTURE_TEARDOWN(fail_nth)
+{
+	const char *failed = NULL;
+	int err;
+
+	/* first of all, so nothing below is fault-injected */
+	if (self->nth_fd >= 0) {
+		EXPECT_EQ(0, nth_stop(self->nth_fd));
+		close(self->nth_fd);
+		self->nth_fd = -1;
+	}
+	err = restore_knobs(self, &failed);
+	EXPECT_EQ(0, err)
+		TH_LOG("cannot restore %s: %s", failed, strerror(-err));
+	if (self->map != MAP_FAILED)
+		munmap(self->map, self->map_len);
+	self->map = MAP_FAILED;
+}
+
+static void report_run(struct __test_metadata *_metadata,
+		       const struct scenario *sc, unsigned int nth,
+		       const struct run *r)
+{
+	if (r->inj_step)
+		TH_LOG("%s, fail-nth %u: the injected failure was '%s' (%s)",
+		       sc->name, nth, r->inj_step, strerror(r->inj_errno));
+	else if (nth)
+		TH_LOG("%s, fail-nth %u: no call failed with ENOMEM or EFAULT",
+		       sc->name, nth);
+	else
+		TH_LOG("%s: run without fault injection", sc->name);
+	if (!r->bad_step)
+		return;
+	if (r->bad_is_errno)
+		TH_LOG("step '%s': %s, wanted %s", r->bad_step,
+		       r->bad_got ? strerror((int)r->bad_got) : "success",
+		       r->bad_want ? strerror((int)r->bad_want) : "success");
+	else
+		TH_LOG("step '%s': %s: got 0x%llx, wanted 0x%llx", r->bad_step,
+		       r->bad_why, (unsigned long long)r->bad_got,
+		       (unsigned long long)r->bad_want);
+}
+
+/*
+ * What every run must leave: no IOAS on the file, which hands out id 1
+ * next. A script that closed its file is checked on a new one.
+ */
+static void check_end_state(struct __test_metadata *_metadata,
+			    const struct run *r)
+{
+	int fd = r->fd;
+	__u32 id = 0;
+
+	if (fd < 0)
+		open_iommufd_or_fail(&fd);
+	EXPECT_EQ(0, _test_count_ioas(fd, PROBE_IDS));
+	EXPECT_EQ(0, _test_ioctl_ioas_alloc(fd, 0, &id));
+	EXPECT_EQ(1U, id);
+	EXPECT_EQ(0, _test_ioctl_destroy(fd, id));
+	EXPECT_ERRNO(ENOENT, _test_ioctl_destroy(fd, id));
+	if (fd != r->fd)
+		EXPECT_EQ(0, close(fd));
+}
+
+/*
+ * Runs @sc once without fault injection, then with fail-nth 1, 2, ... until
+ * a run ends before its countdown does.
+ */
+static void sweep(struct __test_metadata *_metadata,
+		  FIXTURE_DATA(fail_nth) *self, const struct scenario *sc,
+		  bool own_fd)
+{
+	unsigned int nth, n_enomem = 0, n_efault = 0, n_absorbed = 0;
+	bool fired = true;
+	struct run r;
+	int err;
+
+	for (nth = 0;; nth++) {
+		ASSERT_GE(MAX_NTH, nth)
+			TH_LOG("%s: still hitting injection points after %u runs",
+			       sc->name, MAX_NTH);
+
+		run_init(&r, self->buf);
+		if (!own_fd)
+			open_iommufd_or_fail(&r.fd);
+		prefault_stack();
+
+		if (nth) {
+			err = nth_start(self->nth_fd, nth);
+			ASSERT_EQ(0, err)
+				TH_LOG("cannot write fail-nth: %s",
+				       strerror(-err));
+		}
+		/* no logging and no asserts until the countdown is stopped */
+		sc->script(&r);
+		if (nth) {
+			err = nth_finish(self->nth_fd, &fired);
+			ASSERT_EQ(0, err)
+				TH_LOG("%s, fail-nth %u: cannot read back or stop fail-nth: %s",
+				       sc->name, nth, strerror(-err));
+		} else {
+			fired = false;
+		}
+
+		if (r.bad_step || (r.inj_step && !fired))
+			report_run(_metadata, sc, nth, &r);
+		ASSERT_EQ(NULL, r.bad_step);
+		ASSERT_FALSE(r.inj_step && !fired)
+			TH_LOG("a call failed with ENOMEM or EFAULT though nothing was injected");
+		if (fired) {
+			if (!r.inj_step)
+				n_absorbed++;
+			else if (r.inj_errno == ENOMEM)
+				n_enomem++;
+			else
+				n_efault++;
+		}
+
+		check_end_state(_metadata, &r);
+		if (_metadata->exit_code != KSFT_PASS)
+			report_run(_metadata, sc, nth, &r);
+		ASSERT_EQ(KSFT_PASS, _metadata->exit_code);
+		if (r.fd >= 0)
+			ASSERT_EQ(0, close(r.fd));
+
+		/* the run without injection only warms up */
+		if (nth && !fired)
+			break;
+	}
+
+	ksft_print_msg("%s: %u fault-injection points: %u failed a call with ENOMEM, %u with EFAULT, %u failed no call\n",
+		       sc->name, nth - 1, n_enomem, n_efault, n_absorbed);
+	ASSERT_LT(1U, nth)
+		TH_LOG("%s: the script never reached a fault-injection point",
+		       sc->name);
+	EXPECT_LT(0U, n_enomem)
+		TH_LOG("%s: no call failed with ENOMEM: are allocations injected (failslab/ignore-gfp-wait)?",
+		       sc->name);
+	EXPECT_LT(0U, n_efault)
+		TH_LOG("%s: no call failed with EFAULT: is fail_usercopy injected?",
+		       sc->name);
+}
+
+#define TEST_SWEEP(name, own_fd)                                          \
+	TEST_F_TIMEOUT(fail_nth, name, 120)                               \
+	{                                                                 \
+		static const struct scenario sc = { #name, script_##name }; \
+		sweep(_metadata, self, &sc, own_fd);                      \
+	}
+
+TEST_SWEEP(alloc_destroy, true)
+TEST_SWEEP(map_unmap, false)
+TEST_SWEEP(copy, false)
+TEST_SWEEP(allow_iovas, false)
+TEST_SWEEP(close_live, true)
+
+TEST_HARNESS_MAIN
