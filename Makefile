@@ -6,13 +6,14 @@
 
 S := scripts
 
-.PHONY: run check test build build-c shell setup help
+.PHONY: run check test bench build build-c shell setup help
 
 help:
 	@echo "make run    - build the kernel with the Rust iommufd and boot the demo VM"
 	@echo "make check  - build and run every test (kselftests, KUnit, static checks)"
 	@echo "make test   - the quick loop: build, VM tests in one profile, no static checks or kmemleak"
 	@echo "make build  - only build (kernel, modules, headers, kselftests)"
+	@echo "make bench  - map/unmap benchmark on the Rust and on the upstream C iommufd"
 	@echo "make shell  - boot the test VM (snoop-control=on) with an interactive shell"
 	@echo "make setup  - only install host packages and fetch the kernel source"
 
@@ -39,6 +40,9 @@ shell: build
 
 check:
 	$(S)/check.sh
+
+bench:
+	$(S)/bench.sh
 
 test:
 	STATIC=0 QUICK=1 PROFILES=$${PROFILES:-sc-on} $(S)/check.sh

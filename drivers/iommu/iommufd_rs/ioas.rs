@@ -66,6 +66,28 @@ impl Ioas {
             GFP_KERNEL_ACCOUNT,
         )
     }
+
+    /// Maps `length` bytes of `pages` from byte `start_byte` on, at `iova` or, if `None`, at an
+    /// IOVA the kernel chooses. Returns the IOVA.
+    fn map_pages(
+        &self,
+        iova: Option<u64>,
+        pages: Arc<Pages>,
+        start_byte: usize,
+        length: u64,
+        prot: Prot,
+    ) -> Result<u64> {
+        let mut segments = KVec::new();
+        segments.push(
+            Segment {
+                pages,
+                start_byte,
+                length,
+            },
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        self.iova.lock().map(iova, segments, length, prot)
+    }
 }
 
 /// `IOMMU_IOAS_ALLOC`: creates an IOAS and returns its id.
@@ -159,17 +181,13 @@ pub(crate) fn map(ctx: &Ctx, cmd: &mut uapi::IoasMap, ucmd: &Ucmd) -> Result {
     let ioas = ctx.objects.get::<Ioas>(c.ioas_id)?;
 
     let (pages, start_byte) = Pages::new_user(c.user_va, c.length, prot.write)?;
-    let mut segments = KVec::new();
-    segments.push(
-        Segment {
-            pages,
-            start_byte,
-            length: c.length,
-        },
-        GFP_KERNEL_ACCOUNT,
+    c.iova = ioas.map_pages(
+        fixed_iova(c.flags, c.iova),
+        pages,
+        start_byte,
+        c.length,
+        prot,
     )?;
-    let fixed = fixed_iova(c.flags, c.iova);
-    c.iova = ioas.iova.lock().map(fixed, segments, c.length, prot)?;
     // As in the C driver, the mapping stays if the answer cannot be written back.
     ucmd.respond(cmd)
 }
@@ -202,17 +220,13 @@ pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> R
     IovaRange::from_length(c.start, c.length)?;
     let file = file_from_fd(c.fd)?;
     let (pages, start_byte) = Pages::new_file(file, c.start, c.length, prot.write)?;
-    let mut segments = KVec::new();
-    segments.push(
-        Segment {
-            pages,
-            start_byte,
-            length: c.length,
-        },
-        GFP_KERNEL_ACCOUNT,
+    c.iova = ioas.map_pages(
+        fixed_iova(c.flags, c.iova),
+        pages,
+        start_byte,
+        c.length,
+        prot,
     )?;
-    let fixed = fixed_iova(c.flags, c.iova);
-    c.iova = ioas.iova.lock().map(fixed, segments, c.length, prot)?;
     ucmd.respond(cmd)
 }
 
