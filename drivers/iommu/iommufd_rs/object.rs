@@ -13,6 +13,12 @@
 //! under the table's lock, so destruction, which also holds that lock, can tell reliably that
 //! nobody but the table uses an object and refuse with `EBUSY` otherwise.
 //!
+//! Destruction removes the object from the table, so no new lookup finds it, and drops the
+//! table's reference. Unlike the C driver, it does not wait for a racing ioctl that had already
+//! looked the object up (and so held a count) to drop its reference: if one still holds it, that
+//! ioctl frees the object when it finishes. Memory safety does not depend on it (the object is
+//! reference counted); only the moment its resources are released can move by that much.
+//!
 //! Lock order: the table's lock (the XArray spinlock) is innermost. Nothing sleeps under it and
 //! no object is dropped under it.
 
