@@ -366,17 +366,19 @@ impl IovaSpace {
     /// Maps `segments`, back to back, at `iova` or, if `None`, at an IOVA the kernel chooses.
     /// `length` is their total length. Returns the IOVA.
     ///
-    /// Either every segment is mapped or none is.
+    /// Either every segment is mapped or none is. A single segment costs one allocation (the
+    /// tree node); more need a vector of nodes.
     pub(crate) fn map(
         &mut self,
         iova: Option<u64>,
-        segments: KVec<Segment>,
+        segments: &[Segment],
         length: u64,
         prot: Prot,
     ) -> Result<u64> {
-        let mut nodes = KVec::with_capacity(segments.len(), GFP_KERNEL_ACCOUNT)?;
-        for _ in 0..segments.len() {
-            nodes.push(
+        let first_node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
+        let mut more_nodes = KVec::new();
+        for _ in 1..segments.len() {
+            more_nodes.push(
                 RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?,
                 GFP_KERNEL_ACCOUNT,
             )?;
@@ -395,7 +397,7 @@ impl IovaSpace {
 
         // Check every segment before inserting any.
         let mut next = iova;
-        for seg in &segments {
+        for seg in segments {
             if prot.write && !seg.pages.writable {
                 return Err(EPERM);
             }
@@ -414,11 +416,12 @@ impl IovaSpace {
         }
 
         let mut next = iova;
-        for (seg, node) in segments.into_iter().zip(nodes) {
+        let nodes = Iterator::chain(core::iter::once(first_node), more_nodes);
+        for (seg, node) in segments.iter().zip(nodes) {
             let last = next + (seg.length - 1);
             let area = Area {
                 last,
-                pages: seg.pages,
+                pages: seg.pages.clone(),
                 start_byte: seg.start_byte,
                 prot,
             };
@@ -707,7 +710,7 @@ mod tests {
 
     /// Maps `length` bytes at `iova` (or a kernel-chosen IOVA) from user address `uptr`.
     fn map(space: &mut IovaSpace, iova: Option<u64>, uptr: u64, length: u64) -> Result<u64> {
-        space.map(iova, seg(uptr, length)?, length, RW)
+        space.map(iova, &seg(uptr, length)?, length, RW)
     }
 
     #[test]
@@ -730,7 +733,7 @@ mod tests {
             map(&mut s, Some(u64::MAX - 0xfff), 0x1000, 0x2000).err(),
             Some(EOVERFLOW)
         );
-        assert_eq!(s.map(Some(0), KVec::new(), 0, RW).err(), Some(EINVAL));
+        assert_eq!(s.map(Some(0), &[], 0, RW).err(), Some(EINVAL));
         Ok(())
     }
 
@@ -804,7 +807,7 @@ mod tests {
         assert_eq!(s.segments(r(0x9000, 0x10fff)).err(), Some(ENOENT));
         // Copying maps the same memory elsewhere, in one piece.
         let len = 0x1800;
-        let iova = s.map(None, segs, len, RW)?;
+        let iova = s.map(None, &segs, len, RW)?;
         assert_eq!(iova % PAGE, 0x800);
         Ok(())
     }

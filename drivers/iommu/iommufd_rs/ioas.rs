@@ -77,16 +77,14 @@ impl Ioas {
         length: u64,
         prot: Prot,
     ) -> Result<u64> {
-        let mut segments = KVec::new();
-        segments.push(
-            Segment {
-                pages,
-                start_byte,
-                length,
-            },
-            GFP_KERNEL_ACCOUNT,
-        )?;
-        self.iova.lock().map(iova, segments, length, prot)
+        let segment = Segment {
+            pages,
+            start_byte,
+            length,
+        };
+        self.iova
+            .lock()
+            .map(iova, core::slice::from_ref(&segment), length, prot)
     }
 }
 
@@ -319,7 +317,7 @@ pub(crate) fn copy(ctx: &Ctx, cmd: &mut uapi::IoasCopy, ucmd: &Ucmd) -> Result {
     };
     let dst = ctx.objects.get::<Ioas>(c.dst_ioas_id)?;
     let fixed = fixed_iova(c.flags, c.dst_iova);
-    c.dst_iova = dst.iova.lock().map(fixed, segments, c.length, prot)?;
+    c.dst_iova = dst.iova.lock().map(fixed, &segments, c.length, prot)?;
     ucmd.respond(cmd)
 }
 
