@@ -161,6 +161,19 @@ fn map_prot(flags: u32) -> Result<Prot> {
     Ok(prot)
 }
 
+/// The checks every map-like command starts with, in the C driver's order: unknown flags
+/// (`EOPNOTSUPP`), an IOVA or length that does not fit (`EOVERFLOW`), no access right (`EINVAL`).
+/// Returns the access rights.
+fn check_map_args(flags: u32, values: &[u64]) -> Result<Prot> {
+    if flags & !MAP_FLAGS != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if values.contains(&u64::MAX) {
+        return Err(EOVERFLOW);
+    }
+    map_prot(flags)
+}
+
 /// The caller-chosen IOVA if map `flags` ask for one.
 fn fixed_iova(flags: u32, iova: u64) -> Option<u64> {
     (flags & MAP_FIXED_IOVA != 0).then_some(iova)
@@ -169,13 +182,10 @@ fn fixed_iova(flags: u32, iova: u64) -> Option<u64> {
 /// `IOMMU_IOAS_MAP`: maps user memory into an IOAS.
 pub(crate) fn map(ctx: &Ctx, cmd: &mut uapi::IoasMap, ucmd: &Ucmd) -> Result {
     let c = &mut cmd.0;
-    if c.flags & !MAP_FLAGS != 0 || c.__reserved != 0 {
+    if c.__reserved != 0 {
         return Err(EOPNOTSUPP);
     }
-    if c.iova == u64::MAX || c.length == u64::MAX {
-        return Err(EOVERFLOW);
-    }
-    let prot = map_prot(c.flags)?;
+    let prot = check_map_args(c.flags, &[c.iova, c.length])?;
     let ioas = ctx.objects.get::<Ioas>(c.ioas_id)?;
 
     let (pages, start_byte) = Pages::new_user(c.user_va, c.length, prot.write)?;
@@ -206,13 +216,7 @@ fn file_from_fd(fd: i32) -> Result<ARef<File>> {
 /// when something needs the pages.
 pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> Result {
     let c = &mut cmd.0;
-    if c.flags & !MAP_FLAGS != 0 {
-        return Err(EOPNOTSUPP);
-    }
-    if c.iova == u64::MAX || c.length == u64::MAX {
-        return Err(EOVERFLOW);
-    }
-    let prot = map_prot(c.flags)?;
+    let prot = check_map_args(c.flags, &[c.iova, c.length])?;
     let ioas = ctx.objects.get::<Ioas>(c.ioas_id)?;
 
     IovaRange::from_length(c.start, c.length)?;
@@ -302,13 +306,7 @@ pub(crate) fn allow_iovas(ctx: &Ctx, cmd: &mut uapi::IoasAllowIovas) -> Result {
 /// The source range must be covered by mappings without a gap; its memory is shared, not copied.
 pub(crate) fn copy(ctx: &Ctx, cmd: &mut uapi::IoasCopy, ucmd: &Ucmd) -> Result {
     let c = &mut cmd.0;
-    if c.flags & !MAP_FLAGS != 0 {
-        return Err(EOPNOTSUPP);
-    }
-    if c.length == u64::MAX || c.src_iova == u64::MAX || c.dst_iova == u64::MAX {
-        return Err(EOVERFLOW);
-    }
-    let prot = map_prot(c.flags)?;
+    let prot = check_map_args(c.flags, &[c.length, c.src_iova, c.dst_iova])?;
     let segments = {
         let src = ctx.objects.get::<Ioas>(c.src_ioas_id)?;
         let range = IovaRange::from_length(c.src_iova, c.length)?;
