@@ -598,6 +598,104 @@ static bool op_unmap(struct run *r, const char *step, __u32 ioas, __u64 iova,
 /* ------------------------------------------------------------------------ */
 /* the scenarios */
 
+/* IOAS_MAP_FILE of [start, +len) of @mfd at @iova or (AUTO_IOVA) anywhere. */
+static int map_file_ioctl(int fd, __u32 ioas, int mfd, __u64 start, __u64 len,
+			  __u64 *iova, __u32 flags)
+{
+	struct iommu_ioas_map_file cmd = {
+		.size = sizeof(cmd),
+		.flags = flags,
+		.ioas_id = ioas,
+		.fd = mfd,
+		.start = start,
+		.length = len,
+		.iova = *iova,
+	};
+	int rc;
+
+	rc = ioctl(fd, IOMMU_IOAS_MAP_FILE, &cmd);
+	if (!rc)
+		*iova = cmd.iova;
+	return rc;
+}
+
+static bool op_map_file(struct run *r, const char *step, __u32 ioas, int mfd,
+			__u64 start, __u64 len, __u64 iova, int want_errno)
+{
+	bool fixed = iova != AUTO_IOVA;
+	__u32 flags = MAP_RW | (fixed ? IOMMU_IOAS_MAP_FIXED_IOVA : 0);
+	__u64 got = fixed ? iova : 0;
+	int rc;
+
+	rc = map_file_ioctl(r->fd, ioas, mfd, start, len, &got, flags);
+	if (retry_after(r, step, rc)) {
+		got = fixed ? iova : 0;
+		rc = map_file_ioctl(r->fd, ioas, mfd, start, len, &got, flags);
+		rc = map_retried(r, ioas, fixed, len, rc, want_errno);
+	}
+	return map_outcome(r, step, ioas, rc, want_errno, iova, got, len,
+			   NULL);
+}
+
+static int option_ioctl(int fd, __u32 option_id, __u16 op, __u32 object_id,
+			__u64 *val)
+{
+	struct iommu_option cmd = {
+		.size = sizeof(cmd),
+		.option_id = option_id,
+		.op = op,
+		.object_id = object_id,
+		.val64 = *val,
+	};
+	int rc;
+
+	rc = ioctl(fd, IOMMU_OPTION, &cmd);
+	if (!rc)
+		*val = cmd.val64;
+	return rc;
+}
+
+/*
+ * IOMMU_OPTION: a GET must answer @want, a SET of @val must end with
+ * @want_errno. A SET is idempotent, so retrying it after the injected
+ * failure (even one that hit the write-back) is exact.
+ */
+static bool op_option(struct run *r, const char *step, __u32 option_id,
+		      __u16 op, __u32 object_id, __u64 val, int want_errno,
+		      __u64 want)
+{
+	__u64 v = val;
+	int rc;
+
+	rc = option_ioctl(r->fd, option_id, op, object_id, &v);
+	if (retry_after(r, step, rc)) {
+		v = val;
+		rc = option_ioctl(r->fd, option_id, op, object_id, &v);
+	}
+	if (!check_result(r, step, rc, want_errno))
+		return false;
+	if (!rc && op == IOMMU_OPTION_OP_GET && v != want)
+		return bad_value(r, step, "OPTION GET answered another value",
+				 v, want);
+	return true;
+}
+
+/* A 1 MiB memfd in *@mfd. */
+static bool op_memfd(struct run *r, int *mfd)
+{
+	int fd = memfd_create("iommufd-fail-nth", MFD_CLOEXEC);
+
+	if (retry_after(r, "memfd_create", fd < 0 ? -1 : 0))
+		fd = memfd_create("iommufd-fail-nth", MFD_CLOEXEC);
+	if (fd < 0)
+		return bad_result(r, "memfd_create", errno, 0);
+	*mfd = fd;
+	if (ftruncate(fd, MiB) && retry_after(r, "ftruncate", -1) &&
+	    ftruncate(fd, MiB))
+		return bad_result(r, "ftruncate", errno, 0);
+	return true;
+}
+
 /* A file, IOASes created and destroyed, ids reused, the file closed. */
 static void script_alloc_destroy(struct run *r)
 {
@@ -613,6 +711,55 @@ static void script_alloc_destroy(struct run *r)
 	STEP(op_destroy(r, "destroy reused 1", 1, 0));
 	STEP(op_ranges(r, "IOAS 2 is gone", 2, 0, ENOENT));
 	STEP(op_close(r));
+}
+
+/*
+ * File mappings of a memfd (fixed, kernel-chosen, overlapping), with huge
+ * pages turned off and on around them, and the per-context RLIMIT_MODE,
+ * which is busy while an IOAS exists and settable once it is gone.
+ */
+static void map_file_steps(struct run *r, int *mfd)
+{
+	const __u64 auto_len = 3 * PSZ;
+
+	/*
+	 * The memfd is made once, in the sweep's first run (which has no
+	 * injection) and kept: creating it is not what is tested, and
+	 * memfd_create() reports an injected allocation failure as ENOSPC.
+	 */
+	if (*mfd < 0)
+		STEP(op_memfd(r, mfd));
+	STEP(op_alloc(r, "alloc", 1));
+	STEP(op_option(r, "huge pages start on", IOMMU_OPTION_HUGE_PAGES,
+		       IOMMU_OPTION_OP_GET, 1, 0, 0, 1));
+	STEP(op_option(r, "huge pages off", IOMMU_OPTION_HUGE_PAGES,
+		       IOMMU_OPTION_OP_SET, 1, 0, 0, 0));
+	STEP(op_option(r, "huge pages are off", IOMMU_OPTION_HUGE_PAGES,
+		       IOMMU_OPTION_OP_GET, 1, 0, 0, 0));
+	STEP(op_map_file(r, "map file fixed", 1, *mfd, 0, 4 * PSZ, MiB, 0));
+	STEP(op_map_file(r, "map file auto", 1, *mfd, 8 * PSZ, auto_len,
+			 AUTO_IOVA, 0));
+	STEP(op_map_file(r, "map file over", 1, *mfd, 0, PSZ, MiB, EEXIST));
+	STEP(op_option(r, "rlimit mode busy", IOMMU_OPTION_RLIMIT_MODE,
+		       IOMMU_OPTION_OP_SET, 0, 1, EBUSY, 0));
+	STEP(op_unmap(r, "unmap all", 1, 0, UINT64_MAX, 4 * PSZ + auto_len,
+		      0));
+	STEP(op_option(r, "huge pages back on", IOMMU_OPTION_HUGE_PAGES,
+		       IOMMU_OPTION_OP_SET, 1, 1, 0, 0));
+	STEP(op_destroy(r, "destroy", 1, 0));
+	STEP(op_option(r, "rlimit mode mm", IOMMU_OPTION_RLIMIT_MODE,
+		       IOMMU_OPTION_OP_SET, 0, 1, 0, 0));
+	STEP(op_option(r, "rlimit mode is mm", IOMMU_OPTION_RLIMIT_MODE,
+		       IOMMU_OPTION_OP_GET, 0, 0, 0, 1));
+	STEP(op_option(r, "rlimit mode user", IOMMU_OPTION_RLIMIT_MODE,
+		       IOMMU_OPTION_OP_SET, 0, 0, 0, 0));
+}
+
+static void script_map_file_option(struct run *r)
+{
+	static int mfd = -1;
+
+	map_file_steps(r, &mfd);
 }
 
 /* Fixed and kernel-chosen maps, an unmap, an unmap of everything. */
@@ -1055,5 +1202,6 @@ TEST_SWEEP(map_unmap, false)
 TEST_SWEEP(copy, false)
 TEST_SWEEP(allow_iovas, false)
 TEST_SWEEP(close_live, true)
+TEST_SWEEP(map_file_option, false)
 
 TEST_HARNESS_MAIN
