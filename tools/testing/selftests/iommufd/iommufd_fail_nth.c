@@ -599,26 +599,6 @@ static bool op_unmap(struct run *r, const char *step, __u32 ioas, __u64 iova,
 /* the scenarios */
 
 /* IOAS_MAP_FILE of [start, +len) of @mfd at @iova or (AUTO_IOVA) anywhere. */
-static int map_file_ioctl(int fd, __u32 ioas, int mfd, __u64 start, __u64 len,
-			  __u64 *iova, __u32 flags)
-{
-	struct iommu_ioas_map_file cmd = {
-		.size = sizeof(cmd),
-		.flags = flags,
-		.ioas_id = ioas,
-		.fd = mfd,
-		.start = start,
-		.length = len,
-		.iova = *iova,
-	};
-	int rc;
-
-	rc = ioctl(fd, IOMMU_IOAS_MAP_FILE, &cmd);
-	if (!rc)
-		*iova = cmd.iova;
-	return rc;
-}
-
 static bool op_map_file(struct run *r, const char *step, __u32 ioas, int mfd,
 			__u64 start, __u64 len, __u64 iova, int want_errno)
 {
@@ -627,32 +607,14 @@ static bool op_map_file(struct run *r, const char *step, __u32 ioas, int mfd,
 	__u64 got = fixed ? iova : 0;
 	int rc;
 
-	rc = map_file_ioctl(r->fd, ioas, mfd, start, len, &got, flags);
+	rc = _test_ioctl_ioas_map_file(r->fd, ioas, mfd, start, len, &got, flags);
 	if (retry_after(r, step, rc)) {
 		got = fixed ? iova : 0;
-		rc = map_file_ioctl(r->fd, ioas, mfd, start, len, &got, flags);
+		rc = _test_ioctl_ioas_map_file(r->fd, ioas, mfd, start, len, &got, flags);
 		rc = map_retried(r, ioas, fixed, len, rc, want_errno);
 	}
 	return map_outcome(r, step, ioas, rc, want_errno, iova, got, len,
 			   NULL);
-}
-
-static int option_ioctl(int fd, __u32 option_id, __u16 op, __u32 object_id,
-			__u64 *val)
-{
-	struct iommu_option cmd = {
-		.size = sizeof(cmd),
-		.option_id = option_id,
-		.op = op,
-		.object_id = object_id,
-		.val64 = *val,
-	};
-	int rc;
-
-	rc = ioctl(fd, IOMMU_OPTION, &cmd);
-	if (!rc)
-		*val = cmd.val64;
-	return rc;
 }
 
 /*
@@ -667,10 +629,10 @@ static bool op_option(struct run *r, const char *step, __u32 option_id,
 	__u64 v = val;
 	int rc;
 
-	rc = option_ioctl(r->fd, option_id, op, object_id, &v);
+	rc = _test_ioctl_option(r->fd, option_id, op, object_id, &v);
 	if (retry_after(r, step, rc)) {
 		v = val;
-		rc = option_ioctl(r->fd, option_id, op, object_id, &v);
+		rc = _test_ioctl_option(r->fd, option_id, op, object_id, &v);
 	}
 	if (!check_result(r, step, rc, want_errno))
 		return false;

@@ -1722,24 +1722,6 @@ TEST_F(iommufd_ioas, fork)
 	test_ioctl_ioas_unmap_all(dst, PSZ);
 }
 
-static int _test_ioctl_option(int fd, __u32 option_id, __u16 op,
-			      __u32 object_id, __u64 *val64)
-{
-	struct iommu_option cmd = {
-		.size = sizeof(cmd),
-		.option_id = option_id,
-		.op = op,
-		.object_id = object_id,
-		.val64 = *val64,
-	};
-	int rc;
-
-	rc = ioctl(fd, IOMMU_OPTION, &cmd);
-	if (!rc)
-		*val64 = cmd.val64;
-	return rc;
-}
-
 #define option_get(option_id, object_id)                                      \
 	({                                                                    \
 		__u64 __v = UNTOUCHED_U64;                                    \
@@ -1938,27 +1920,6 @@ TEST_F(iommufd_ioas, option_huge_pages)
 	EXPECT_ERRNO(EMSGSIZE,
 		     ioctl(self->fd, IOMMU_IOAS_IOVA_RANGES, &ranges));
 	EXPECT_EQ(1U, ranges.out_iova_alignment);
-}
-
-static int _test_ioctl_ioas_map_file(int fd, __u32 ioas_id, int mfd,
-				     __u64 start, __u64 length, __u64 *iova,
-				     __u32 flags)
-{
-	struct iommu_ioas_map_file cmd = {
-		.size = sizeof(cmd),
-		.flags = flags,
-		.ioas_id = ioas_id,
-		.fd = mfd,
-		.start = start,
-		.length = length,
-		.iova = *iova,
-	};
-	int rc;
-
-	rc = ioctl(fd, IOMMU_IOAS_MAP_FILE, &cmd);
-	if (!rc)
-		*iova = cmd.iova;
-	return rc;
 }
 
 #define RW_FLAGS (IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE)

@@ -425,4 +425,45 @@ static inline int _test_ioctl_ioas_copy(int fd, __u32 dst_ioas, __u32 src_ioas,
 			       (unsigned long long)(dst_iova));                \
 	})
 
+/* IOAS_MAP_FILE of [@start, +@length) of @mfd; the IOVA in and out in *@iova. */
+static inline int _test_ioctl_ioas_map_file(int fd, __u32 ioas_id, int mfd,
+					    __u64 start, __u64 length,
+					    __u64 *iova, __u32 flags)
+{
+	struct iommu_ioas_map_file cmd = {
+		.size = sizeof(cmd),
+		.flags = flags,
+		.ioas_id = ioas_id,
+		.fd = mfd,
+		.start = start,
+		.length = length,
+		.iova = *iova,
+	};
+	int rc;
+
+	rc = ioctl(fd, IOMMU_IOAS_MAP_FILE, &cmd);
+	if (!rc)
+		*iova = cmd.iova;
+	return rc;
+}
+
+/* IOMMU_OPTION: *@val64 in, the answer out (on success). */
+static inline int _test_ioctl_option(int fd, __u32 option_id, __u16 op,
+				     __u32 object_id, __u64 *val64)
+{
+	struct iommu_option cmd = {
+		.size = sizeof(cmd),
+		.option_id = option_id,
+		.op = op,
+		.object_id = object_id,
+		.val64 = *val64,
+	};
+	int rc;
+
+	rc = ioctl(fd, IOMMU_OPTION, &cmd);
+	if (!rc)
+		*val64 = cmd.val64;
+	return rc;
+}
+
 #endif /* __SELFTEST_IOMMUFD_RS_UTILS_H */
