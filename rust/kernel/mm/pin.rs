@@ -217,8 +217,8 @@ pub enum ChargeTo {
     /// The user's `locked_vm`, checked against `RLIMIT_MEMLOCK` (as io_uring does); nothing is
     /// checked for a task with `CAP_IPC_LOCK`.
     User,
-    /// The mm's `locked_vm` (`VmLck`), checked against `RLIMIT_MEMLOCK` unless the task has
-    /// `CAP_IPC_LOCK` (as VFIO's type1 driver does).
+    /// The mm's `locked_vm` (`VmLck`), checked against `RLIMIT_MEMLOCK` (as VFIO's type1
+    /// driver does); nothing is charged for a task with `CAP_IPC_LOCK`.
     Mm,
 }
 
@@ -253,9 +253,10 @@ impl PinCharge {
         let cur = crate::current!();
         let mm: ARef<Mm> = ARef::from(&**cur.mm().ok_or(EINVAL)?);
         let task: ARef<Task> = ARef::from(cur.group_leader());
-        let mode = match to {
-            ChargeTo::User if capable(Capability::IPC_LOCK) => None,
-            to => Some(to),
+        let mode = if capable(Capability::IPC_LOCK) {
+            None
+        } else {
+            Some(to)
         };
         // SAFETY: `get_current_user` takes a reference on the caller's user, never NULL.
         let user = unsafe { NonNull::new_unchecked(bindings::get_current_user()) };
@@ -266,6 +267,11 @@ impl PinCharge {
             task,
             mm,
         })
+    }
+
+    /// The address space the pinned memory belongs to.
+    pub fn mm(&self) -> &Mm {
+        &self.mm
     }
 
     /// Charges `npages` pages. `ENOMEM` if that would take the payer over its
