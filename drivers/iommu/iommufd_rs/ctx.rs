@@ -13,14 +13,23 @@ use kernel::{
         Capability, //
     },
     fs::File,
+    mm::pin::{
+        ChargeTo,
+        PinCharge, //
+    },
+    new_mutex,
     miscdevice::{
         MiscDevice,
         MiscDeviceRegistration, //
     },
     prelude::*,
-    sync::atomic::{
-        Atomic,
-        Relaxed, //
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        Mutex, //
     },
     uapi::{
         iommu_option,
@@ -32,6 +41,7 @@ use kernel::{
 };
 
 use crate::{
+    device,
     ioas,
     ioctl::{
         self,
@@ -47,6 +57,13 @@ pub(crate) struct Ctx {
     /// Every object created through this file, by id.
     #[pin]
     pub(crate) objects: ObjectTable,
+    /// The file this context belongs to. It outlives the context, which is dropped when the
+    /// file is released; references to the context taken by other drivers are references to
+    /// the file.
+    file: *const File,
+    /// The IOMMU groups of the devices bound to this context.
+    #[pin]
+    pub(crate) groups: Mutex<KVec<Arc<device::IGroup>>>,
     /// How pinned pages will be charged (`IOMMU_OPTION_RLIMIT_MODE`): to the mm's `pinned_vm`
     /// (true) or to the user's `locked_vm` (false, the default). Changes only while the context
     /// holds no object.
@@ -57,10 +74,12 @@ pub(crate) struct Ctx {
 impl MiscDevice for Ctx {
     type Ptr = Pin<KBox<Self>>;
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+    fn open(file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         let ctx = KBox::pin_init(
             pin_init!(Self {
                 objects <- ObjectTable::new(),
+                file: file as *const File,
+                groups <- new_mutex!(KVec::new(), "Ctx::groups"),
                 account_to_mm: Atomic::new(false),
             }),
             GFP_KERNEL,
@@ -70,6 +89,31 @@ impl MiscDevice for Ctx {
 
     fn ioctl(me: Pin<&Ctx>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         ioctl::dispatch(&me, cmd, arg).map(|()| 0)
+    }
+}
+
+// SAFETY: `file` is only used to take references on the file, which is safe from any thread;
+// everything else is `Send`.
+unsafe impl Send for Ctx {}
+
+// SAFETY: As above; shared access goes through locks and atomics.
+unsafe impl Sync for Ctx {}
+
+impl Ctx {
+    /// The file of the context.
+    pub(crate) fn file(&self) -> &File {
+        // SAFETY: The file outlives its context (see the field).
+        unsafe { &*self.file }
+    }
+
+    /// A new bill for pages pinned on behalf of the caller, in the context's accounting mode.
+    pub(crate) fn payer(&self) -> Result<PinCharge> {
+        let to = if self.account_to_mm.load(Relaxed) {
+            ChargeTo::Mm
+        } else {
+            ChargeTo::User
+        };
+        PinCharge::current(to)
     }
 }
 

@@ -9,14 +9,26 @@
 //! are the holes between them ([`Holes`]). Allowed ranges (`IOMMU_IOAS_ALLOW_IOVAS`) restrict
 //! where the kernel chooses IOVAs and promise that attaching devices will not reserve them.
 //!
-//! With no I/O page table attached, mapping records the user range and pins nothing, as in the C
-//! driver: pages are pinned when something needs them.
+//! With no I/O page table (IOMMU domain) attached, mapping records the user range and pins
+//! nothing, as in the C driver: pages are pinned when something needs them. While at least one
+//! domain is attached, every area holds a pin on its [`Pages`] (pinned once however many areas
+//! and domains share them, and charged to the memlock limit of the process that mapped them) and
+//! is mapped in every domain; maps and unmaps apply to all of them or to none.
 //!
 //! The rules (errors, alignment of kernel-chosen IOVAs) are the C driver's, so that userspace sees
 //! the same behaviour; the arithmetic is pure and tested with KUnit.
 
 use kernel::{
     fs::File,
+    iommu::domain::{
+        prot as iommu_prot,
+        Domain, //
+    },
+    mm::pin::{
+        PinCharge,
+        PinnedPages, //
+    },
+    new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     rbtree::{
@@ -25,7 +37,8 @@ use kernel::{
     },
     sync::{
         aref::ARef,
-        Arc, //
+        Arc,
+        Mutex, //
     },
 };
 
@@ -94,6 +107,7 @@ enum Source {
 }
 
 /// The memory behind one or more areas (shared by the areas `IOMMU_IOAS_COPY` makes).
+#[pin_data]
 pub(crate) struct Pages {
     /// Where the memory is.
     source: Source,
@@ -101,6 +115,20 @@ pub(crate) struct Pages {
     npages: usize,
     /// Whether the memory may be mapped writable.
     writable: bool,
+    /// Who pays for the pages while they are pinned: the process that mapped them. `None` only
+    /// for memory described by a kernel thread (the KUnit tests), which cannot be pinned.
+    payer: Option<PinCharge>,
+    /// The pins, taken while some area over these pages is mapped in an I/O page table.
+    #[pin]
+    pins: Mutex<PinState>,
+}
+
+/// The pins of a [`Pages`].
+struct PinState {
+    /// How many (area, IOAS with at least one domain) pairs need the pages pinned.
+    users: usize,
+    /// The pins: `Some` exactly while `users` is not zero.
+    pinned: Option<PinnedPages>,
 }
 
 impl Pages {
@@ -108,24 +136,109 @@ impl Pages {
     /// first page.
     ///
     /// `EINVAL` if the length is zero or too large to describe.
-    fn new(source: Source, start_byte: usize, length: u64, writable: bool) -> Result<Arc<Self>> {
+    fn new(
+        source: Source,
+        start_byte: usize,
+        length: u64,
+        writable: bool,
+        payer: Option<PinCharge>,
+    ) -> Result<Arc<Self>> {
         let length = usize::try_from(length).map_err(|_| EINVAL)?;
         if length == 0 || length > usize::MAX - PAGE_SIZE {
             return Err(EINVAL);
         }
-        let pages = Self {
-            source,
-            npages: (start_byte + length).div_ceil(PAGE_SIZE),
-            writable,
-        };
-        Ok(Arc::new(pages, GFP_KERNEL_ACCOUNT)?)
+        Arc::pin_init(
+            pin_init!(Self {
+                source,
+                npages: (start_byte + length).div_ceil(PAGE_SIZE),
+                writable,
+                payer,
+                pins <- new_mutex!(PinState { users: 0, pinned: None }, "Pages::pins"),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )
+    }
+
+    /// Takes a pin reference: the first one pins every page and charges them to the payer.
+    ///
+    /// `EFAULT` if some page is not mapped (or is read-only and the pages are writable),
+    /// `ENOMEM` over the memlock limit, `EOPNOTSUPP` for file-backed memory (not pinnable yet).
+    /// On error nothing is pinned or charged.
+    fn pin_get(&self) -> Result {
+        let mut state = self.pins.lock();
+        if state.users == 0 {
+            let payer = self.payer.as_ref().ok_or(EINVAL)?;
+            let Source::User { uptr } = self.source else {
+                return Err(EOPNOTSUPP);
+            };
+            payer.charge(self.npages)?;
+            let pinned = payer
+                .mm()
+                .mmget_not_zero()
+                .ok_or(EFAULT)
+                .and_then(|mm| {
+                    let mut pinned = PinnedPages::new(self.writable);
+                    pinned.pin(&mm, uptr, self.npages)?;
+                    Ok(pinned)
+                });
+            match pinned {
+                Ok(pinned) => state.pinned = Some(pinned),
+                Err(e) => {
+                    payer.uncharge(self.npages);
+                    return Err(e);
+                }
+            }
+        }
+        state.users += 1;
+        Ok(())
+    }
+
+    /// Drops a pin reference taken by [`Self::pin_get`]; the last one unpins and uncharges.
+    fn pin_put(&self) {
+        let mut state = self.pins.lock();
+        state.users -= 1;
+        if state.users == 0 {
+            drop(state.pinned.take());
+            if let Some(payer) = &self.payer {
+                payer.uncharge(self.npages);
+            }
+        }
+    }
+
+    /// Calls `f(page_index, phys, npages)` for each physically contiguous run of the pinned
+    /// pages `first..first + count`, stopping at the first error.
+    fn for_each_run(
+        &self,
+        first: usize,
+        count: usize,
+        mut f: impl FnMut(usize, u64, usize) -> Result,
+    ) -> Result {
+        let state = self.pins.lock();
+        let pinned = state.pinned.as_ref().ok_or(EINVAL)?;
+        let mut i = first;
+        let end = first + count;
+        while i < end {
+            let start_phys = pinned.phys(i).ok_or(EINVAL)?;
+            let mut n = 1;
+            while i + n < end && pinned.phys(i + n) == Some(start_phys + (n * PAGE_SIZE) as u64) {
+                n += 1;
+            }
+            f(i, start_phys, n)?;
+            i += n;
+        }
+        Ok(())
     }
 
     /// Describes the user memory `[uptr, uptr + length)`. Returns it and the offset of `uptr` in
     /// its page.
     ///
     /// `EOVERFLOW` if the range wraps; `EINVAL` if it is empty or too large to describe.
-    pub(crate) fn new_user(uptr: u64, length: u64, writable: bool) -> Result<(Arc<Self>, usize)> {
+    pub(crate) fn new_user(
+        uptr: u64,
+        length: u64,
+        writable: bool,
+        payer: Option<PinCharge>,
+    ) -> Result<(Arc<Self>, usize)> {
         let uptr = usize::try_from(uptr).map_err(|_| EOVERFLOW)?;
         let len = usize::try_from(length).map_err(|_| EOVERFLOW)?;
         uptr.checked_add(len).ok_or(EOVERFLOW)?;
@@ -133,7 +246,7 @@ impl Pages {
         let source = Source::User {
             uptr: uptr - start_byte,
         };
-        Ok((Self::new(source, start_byte, length, writable)?, start_byte))
+        Ok((Self::new(source, start_byte, length, writable, payer)?, start_byte))
     }
 
     /// Describes `length` bytes of `file` from offset `start`. Returns it and the offset of
@@ -145,6 +258,7 @@ impl Pages {
         start: u64,
         length: u64,
         writable: bool,
+        payer: Option<PinCharge>,
     ) -> Result<(Arc<Self>, usize)> {
         // Below `PAGE_SIZE`, so it fits.
         let start_byte = (start % PAGE) as usize;
@@ -152,7 +266,7 @@ impl Pages {
             file,
             start: start - start_byte as u64,
         };
-        Ok((Self::new(source, start_byte, length, writable)?, start_byte))
+        Ok((Self::new(source, start_byte, length, writable, payer)?, start_byte))
     }
 
     /// The address (user address or file offset) of byte `offset` of the memory: what a
@@ -184,19 +298,68 @@ pub(crate) struct Area {
     /// Offset of the area's first byte in `pages`.
     start_byte: usize,
     /// Access rights.
-    #[expect(
-        dead_code,
-        reason = "read when I/O page tables are filled, at device attach"
-    )]
     prot: Prot,
+}
+
+impl Area {
+    /// The IOMMU protection bits of the area. Every mapping asks for cache-coherent DMA, as in
+    /// the C driver.
+    fn iommu_prot(&self) -> u32 {
+        let mut prot = iommu_prot::CACHE;
+        if self.prot.read {
+            prot |= iommu_prot::READ;
+        }
+        if self.prot.write {
+            prot |= iommu_prot::WRITE;
+        }
+        prot
+    }
+
+    /// Maps the area, whose first IOVA is `start`, into `domain`: all of it, or nothing on
+    /// error. The area's pages must be pinned, and `start`, the length and `start_byte` page
+    /// aligned (they are while a domain is attached, see [`IovaSpace::alignment`]).
+    fn map_into(&self, start: u64, domain: &Domain) -> Result {
+        let first_page = self.start_byte / PAGE_SIZE;
+        let npages = ((self.last - start + 1) / PAGE) as usize;
+        let prot = self.iommu_prot();
+        let mut mapped = 0usize;
+        let res = self.pages.for_each_run(first_page, npages, |index, phys, count| {
+            let iova = start + ((index - first_page) * PAGE_SIZE) as u64;
+            let size = count * PAGE_SIZE;
+            // SAFETY: The pages are pinned (the caller's requirement) and stay pinned while the
+            // area is mapped in a domain: the area's pin reference is only dropped after
+            // `unmap_from` has run on every domain of the IOAS (`IovaSpace::release`).
+            unsafe { domain.map(iova, phys, size, prot) }?;
+            mapped += size;
+            Ok(())
+        });
+        if res.is_err() && mapped != 0 {
+            domain.unmap(start, mapped);
+        }
+        res
+    }
+
+    /// Unmaps the area, whose first IOVA is `start`, from `domain`.
+    fn unmap_from(&self, start: u64, domain: &Domain) {
+        // The length of an area mapped in a domain fits in a `usize`: it was pinned.
+        domain.unmap(start, (self.last - start + 1) as usize);
+    }
 }
 
 /// The IOVA bookkeeping of one IOAS.
 pub(crate) struct IovaSpace {
     /// The mappings, by first IOVA. They never overlap each other or a reserved range.
     areas: RBTree<u64, Area>,
-    /// Ranges that may not be mapped, sorted by start; they may overlap or touch.
+    /// Ranges that may not be mapped, sorted by start; they may overlap or touch. The union of
+    /// `reserved_by`.
     reserved: KVec<IovaRange>,
+    /// The reserved ranges, each with its owner (a domain's aperture, a device's regions).
+    reserved_by: KVec<(usize, IovaRange)>,
+    /// The I/O page tables mirroring the areas. While there is one, every area holds a pin
+    /// reference on its pages and is mapped in each of them.
+    domains: KVec<Arc<Domain>>,
+    /// The alignment the domains need: their smallest page size (1 without a domain).
+    domain_alignment: u64,
     /// Ranges kernel-chosen IOVAs must come from, sorted, not overlapping; empty: no limit.
     allowed: KVec<IovaRange>,
     /// The alignment every mapping must have.
@@ -211,6 +374,9 @@ impl IovaSpace {
         Self {
             areas: RBTree::new(),
             reserved: KVec::new(),
+            reserved_by: KVec::new(),
+            domains: KVec::new(),
+            domain_alignment: 1,
             allowed: KVec::new(),
             alignment: 1,
             large_pages: true,
@@ -228,25 +394,33 @@ impl IovaSpace {
     /// mapping is not.
     pub(crate) fn set_large_pages(&mut self, enable: bool) -> Result {
         let alignment = if enable { 1 } else { PAGE };
-        if alignment > self.alignment {
-            let mask = alignment - 1;
-            let misaligned = self.areas.iter().any(|(start, area)| {
-                start & mask != 0
-                    || (area.last - start + 1) & mask != 0
-                    || (area.start_byte as u64 % PAGE) & mask != 0
-            });
-            if misaligned {
-                return Err(EADDRINUSE);
-            }
-        }
+        self.check_areas_aligned(alignment)?;
         self.large_pages = enable;
         self.alignment = alignment;
         Ok(())
     }
 
-    /// The alignment every mapping's IOVA, length and page offset must have.
+    /// `EADDRINUSE` if some area's IOVA, length or page offset is not a multiple of `alignment`.
+    fn check_areas_aligned(&self, alignment: u64) -> Result {
+        if alignment <= self.alignment() {
+            return Ok(());
+        }
+        let mask = alignment - 1;
+        let misaligned = self.areas.iter().any(|(start, area)| {
+            start & mask != 0
+                || (area.last - start + 1) & mask != 0
+                || (area.start_byte as u64 % PAGE) & mask != 0
+        });
+        if misaligned {
+            return Err(EADDRINUSE);
+        }
+        Ok(())
+    }
+
+    /// The alignment every mapping's IOVA, length and page offset must have: what the
+    /// `IOMMU_OPTION_HUGE_PAGES` setting and the attached domains need.
     pub(crate) fn alignment(&self) -> u64 {
-        self.alignment
+        self.alignment.max(self.domain_alignment)
     }
 
     /// The usable ranges, in ascending order.
@@ -296,7 +470,7 @@ impl IovaSpace {
 
     /// Checks that `length` bytes may be mapped at the caller-chosen IOVA `iova`.
     fn check_fixed(&self, iova: u64, length: u64) -> Result {
-        if iova & (self.alignment - 1) != 0 {
+        if iova & (self.alignment() - 1) != 0 {
             return Err(EINVAL);
         }
         let range = IovaRange::from_length(iova, length)?;
@@ -326,7 +500,7 @@ impl IovaSpace {
             pow.min(1 << addr.trailing_zeros())
         };
         align = align.min(MAX_ALIGNMENT);
-        if align < self.alignment {
+        if align < self.alignment() {
             return Err(EINVAL);
         }
 
@@ -383,7 +557,7 @@ impl IovaSpace {
                 GFP_KERNEL_ACCOUNT,
             )?;
         }
-        if length & (self.alignment - 1) != 0 || length == 0 {
+        if length & (self.alignment() - 1) != 0 || length == 0 {
             return Err(EINVAL);
         }
         let first = segments.first().ok_or(EINVAL)?;
@@ -401,7 +575,7 @@ impl IovaSpace {
             if prot.write && !seg.pages.writable {
                 return Err(EPERM);
             }
-            if (seg.start_byte as u64 % PAGE) & (self.alignment - 1) != 0 {
+            if (seg.start_byte as u64 % PAGE) & (self.alignment() - 1) != 0 {
                 return Err(EINVAL);
             }
             let range = IovaRange::from_length(next, seg.length)?;
@@ -425,10 +599,169 @@ impl IovaSpace {
                 start_byte: seg.start_byte,
                 prot,
             };
+            if let Err(e) = self.acquire(next, &area) {
+                // Take back the areas of the earlier segments.
+                let mut pos = iova;
+                while pos != next {
+                    if let Some(done) = self.areas.remove(&pos) {
+                        self.release(pos, &done);
+                        pos = done.last.wrapping_add(1);
+                    } else {
+                        break;
+                    }
+                }
+                return Err(e);
+            }
             self.areas.insert(node.into_node(next, area));
             next = last.wrapping_add(1);
         }
         Ok(iova)
+    }
+
+    /// Makes a new area, whose first IOVA is `start`, visible to the domains: pins its pages
+    /// and maps it in each. Nothing to do without a domain. All or nothing.
+    fn acquire(&self, start: u64, area: &Area) -> Result {
+        if self.domains.is_empty() {
+            return Ok(());
+        }
+        area.pages.pin_get()?;
+        for (i, domain) in self.domains.iter().enumerate() {
+            if let Err(e) = area.map_into(start, domain) {
+                for done in &self.domains[..i] {
+                    area.unmap_from(start, done);
+                }
+                area.pages.pin_put();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Self::acquire`] for an area leaving the IOAS: unmaps it from every domain, then
+    /// drops its pin reference.
+    fn release(&self, start: u64, area: &Area) {
+        if self.domains.is_empty() {
+            return;
+        }
+        for domain in &self.domains {
+            area.unmap_from(start, domain);
+        }
+        area.pages.pin_put();
+    }
+
+    /// Adds `domain` to the I/O page tables that mirror the IOAS: reserves the IOVAs outside its
+    /// aperture, pins the areas' pages if it is the first, and maps every area into it.
+    ///
+    /// `EADDRINUSE` if an area or an allowed range lies outside the aperture, or an area is not
+    /// aligned to the domain's smallest page; `EFAULT`/`ENOMEM` from pinning. All or nothing.
+    pub(crate) fn add_domain(&mut self, domain: Arc<Domain>) -> Result {
+        let min_page = 1u64 << domain.pgsize_bitmap().trailing_zeros();
+        let alignment = self.domain_alignment.max(min_page);
+        self.check_areas_aligned(alignment)?;
+
+        let (ap_start, ap_end) = domain.aperture();
+        let mut outside = KVec::new();
+        if ap_start > 0 {
+            outside.push(IovaRange { start: 0, last: ap_start - 1 }, GFP_KERNEL_ACCOUNT)?;
+        }
+        if ap_end < u64::MAX {
+            outside.push(IovaRange { start: ap_end + 1, last: u64::MAX }, GFP_KERNEL_ACCOUNT)?;
+        }
+        let owner = Arc::as_ptr(&domain) as usize;
+        self.add_reserved(owner, &outside)?;
+        self.domains.reserve(1, GFP_KERNEL_ACCOUNT)?;
+
+        let first = self.domains.is_empty();
+        let mut done: Option<u64> = None;
+        let mut res = Ok(());
+        for (start, area) in self.areas.iter() {
+            if first {
+                if let Err(e) = area.pages.pin_get() {
+                    res = Err(e);
+                    break;
+                }
+            }
+            if let Err(e) = area.map_into(*start, &domain) {
+                if first {
+                    area.pages.pin_put();
+                }
+                res = Err(e);
+                break;
+            }
+            done = Some(*start);
+        }
+        if let Err(e) = res {
+            if let Some(last_done) = done {
+                for (start, area) in self.areas.iter() {
+                    if *start > last_done {
+                        break;
+                    }
+                    area.unmap_from(*start, &domain);
+                    if first {
+                        area.pages.pin_put();
+                    }
+                }
+            }
+            self.remove_reserved(owner);
+            return Err(e);
+        }
+        // Capacity was reserved above.
+        self.domains.push(domain, GFP_KERNEL_ACCOUNT)?;
+        self.domain_alignment = alignment;
+        Ok(())
+    }
+
+    /// Removes `domain` (added by [`Self::add_domain`]): unmaps every area from it and, if it
+    /// was the last, unpins the pages.
+    pub(crate) fn remove_domain(&mut self, domain: &Arc<Domain>) {
+        let Some(index) = self.domains.iter().position(|d| Arc::ptr_eq(d, domain)) else {
+            return;
+        };
+        let _ = self.domains.remove(index);
+        let last = self.domains.is_empty();
+        for (start, area) in self.areas.iter() {
+            area.unmap_from(*start, domain);
+            if last {
+                area.pages.pin_put();
+            }
+        }
+        self.remove_reserved(Arc::as_ptr(domain) as usize);
+        self.domain_alignment = self
+            .domains
+            .iter()
+            .map(|d| 1u64 << d.pgsize_bitmap().trailing_zeros())
+            .max()
+            .unwrap_or(1);
+    }
+
+    /// Reserves `ranges` on behalf of `owner`. `EADDRINUSE` if an area or an allowed range
+    /// overlaps one of them; then nothing is reserved.
+    pub(crate) fn add_reserved(&mut self, owner: usize, ranges: &[IovaRange]) -> Result {
+        for r in ranges {
+            if self.allowed.iter().any(|a| a.overlaps(r)) {
+                return Err(EADDRINUSE);
+            }
+            if matches!(self.area_from(r.start), Some(a) if a.start <= r.last) {
+                return Err(EADDRINUSE);
+            }
+        }
+        self.reserved_by.reserve(ranges.len(), GFP_KERNEL_ACCOUNT)?;
+        self.reserved.reserve(ranges.len(), GFP_KERNEL_ACCOUNT)?;
+        for r in ranges {
+            self.reserved_by.push((owner, *r), GFP_KERNEL_ACCOUNT)?;
+            insert_sorted(&mut self.reserved, *r);
+        }
+        Ok(())
+    }
+
+    /// Drops every range `owner` reserved.
+    pub(crate) fn remove_reserved(&mut self, owner: usize) {
+        self.reserved_by.retain(|(o, _)| *o != owner);
+        self.reserved.clear();
+        for (_, r) in self.reserved_by.iter() {
+            // `reserved` had room for all of these before, and clearing keeps its capacity.
+            insert_sorted(&mut self.reserved, *r);
+        }
     }
 
     /// The memory mapped at `range`, which areas must cover without a gap (`ENOENT` otherwise).
@@ -475,7 +808,9 @@ impl IovaSpace {
             if area.start < range.start || area.last > range.last {
                 return Err(ENOENT);
             }
-            drop(self.areas.remove(&area.start));
+            if let Some(removed) = self.areas.remove(&area.start) {
+                self.release(area.start, &removed);
+            }
             unmapped = unmapped.wrapping_add(area.last - area.start + 1);
             if area.last >= range.last {
                 break;
@@ -498,6 +833,17 @@ impl IovaSpace {
         self.allowed = ranges;
         Ok(())
     }
+}
+
+/// Inserts `range` into `ranges`, which is sorted by start and has room for it (a handful of
+/// elements: the reserved regions of a few devices and two aperture edges per domain).
+fn insert_sorted(ranges: &mut KVec<IovaRange>, range: IovaRange) {
+    let at = ranges
+        .iter()
+        .position(|r| r.start > range.start)
+        .unwrap_or(ranges.len());
+    // The caller reserved the room, so this cannot fail.
+    let _ = ranges.insert_within_capacity(at, range);
 }
 
 /// Whether `length` bytes fit in `[*start, last]` once `*start` is rounded up to `align` and
@@ -690,7 +1036,7 @@ mod tests {
 
     /// One segment of fresh, writable user memory at `uptr`.
     fn seg(uptr: u64, length: u64) -> Result<KVec<Segment>> {
-        let (pages, start_byte) = Pages::new_user(uptr, length, true)?;
+        let (pages, start_byte) = Pages::new_user(uptr, length, true, None)?;
         let mut v = KVec::new();
         v.push(
             Segment {

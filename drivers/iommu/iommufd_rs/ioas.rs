@@ -13,6 +13,10 @@ use kernel::{
         File,
         LocalFile, //
     },
+    iommu::domain::{
+        Domain,
+        ReservedRegion, //
+    },
     new_mutex,
     prelude::*,
     sync::{
@@ -51,9 +55,13 @@ use crate::{
 /// An I/O address space.
 #[pin_data]
 pub(crate) struct Ioas {
-    /// The IOVA bookkeeping.
+    /// The IOVA bookkeeping, and the I/O page tables that mirror it.
     #[pin]
     iova: Mutex<IovaSpace>,
+    /// The ids of the HWPTs the kernel made for devices attached to this IOAS, which later
+    /// attaches try first.
+    #[pin]
+    auto_hwpts: Mutex<KVec<u32>>,
 }
 
 impl Ioas {
@@ -62,9 +70,55 @@ impl Ioas {
         Arc::pin_init(
             pin_init!(Self {
                 iova <- new_mutex!(IovaSpace::new(), "Ioas::iova"),
+                auto_hwpts <- new_mutex!(KVec::new(), "Ioas::auto_hwpts"),
             }),
             GFP_KERNEL_ACCOUNT,
         )
+    }
+
+    /// Makes `domain` mirror the IOAS (see [`IovaSpace::add_domain`]).
+    pub(crate) fn add_domain(&self, domain: Arc<Domain>) -> Result {
+        self.iova.lock().add_domain(domain)
+    }
+
+    /// Stops `domain` mirroring the IOAS.
+    pub(crate) fn remove_domain(&self, domain: &Arc<Domain>) {
+        self.iova.lock().remove_domain(domain)
+    }
+
+    /// Reserves the IOVA ranges `regions` on behalf of `owner` (`EADDRINUSE` if one is mapped
+    /// or allowed).
+    pub(crate) fn reserve_regions(&self, owner: usize, regions: &[ReservedRegion]) -> Result {
+        let mut ranges = KVec::with_capacity(regions.len(), GFP_KERNEL)?;
+        for r in regions {
+            // The kernel's reserved regions never wrap.
+            ranges.push(IovaRange::from_length(r.start, r.length)?, GFP_KERNEL)?;
+        }
+        self.iova.lock().add_reserved(owner, &ranges)
+    }
+
+    /// Drops the ranges `owner` reserved.
+    pub(crate) fn unreserve(&self, owner: usize) {
+        self.iova.lock().remove_reserved(owner)
+    }
+
+    /// Remembers `id` as an HWPT the kernel made for this IOAS.
+    pub(crate) fn add_auto_hwpt(&self, id: u32) -> Result {
+        self.auto_hwpts.lock().push(id, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Forgets the automatic HWPT `id`.
+    pub(crate) fn remove_auto_hwpt(&self, id: u32) {
+        self.auto_hwpts.lock().retain(|h| *h != id);
+    }
+
+    /// The automatic HWPTs of the IOAS, by id.
+    pub(crate) fn auto_hwpts(&self) -> Result<KVec<u32>> {
+        let ids = self.auto_hwpts.lock();
+        let mut out = KVec::with_capacity(ids.len(), GFP_KERNEL)?;
+        out.extend_from_slice(&ids, GFP_KERNEL)?;
+        Ok(out)
     }
 
     /// Maps `length` bytes of `pages` from byte `start_byte` on, at `iova` or, if `None`, at an
@@ -188,7 +242,7 @@ pub(crate) fn map(ctx: &Ctx, cmd: &mut uapi::IoasMap, ucmd: &Ucmd) -> Result {
     let prot = check_map_args(c.flags, &[c.iova, c.length])?;
     let ioas = ctx.objects.get::<Ioas>(c.ioas_id)?;
 
-    let (pages, start_byte) = Pages::new_user(c.user_va, c.length, prot.write)?;
+    let (pages, start_byte) = Pages::new_user(c.user_va, c.length, prot.write, Some(ctx.payer()?))?;
     c.iova = ioas.map_pages(
         fixed_iova(c.flags, c.iova),
         pages,
@@ -221,7 +275,7 @@ pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> R
 
     IovaRange::from_length(c.start, c.length)?;
     let file = file_from_fd(c.fd)?;
-    let (pages, start_byte) = Pages::new_file(file, c.start, c.length, prot.write)?;
+    let (pages, start_byte) = Pages::new_file(file, c.start, c.length, prot.write, Some(ctx.payer()?))?;
     c.iova = ioas.map_pages(
         fixed_iova(c.flags, c.iova),
         pages,

@@ -11,19 +11,40 @@
 //! The module is named `iommufd`, like the C driver it replaces when `CONFIG_IOMMUFD_RS=y`.
 
 use kernel::{
+    fs::File,
     miscdevice::{
         MiscDeviceOptions,
         MiscDeviceRegistration, //
     },
-    prelude::*, //
+    prelude::*,
+    sync::atomic::{
+        Acquire,
+        Atomic,
+        Release, //
+    },
 };
 
 mod ctx;
+mod device;
+mod hwpt;
 mod io_pagetable;
 mod ioas;
 mod ioctl;
+mod kapi;
 mod object;
 mod uapi;
+
+/// The registration of `/dev/iommu` while the module is loaded, for [`ctx_of_file`].
+static MISCDEV: Atomic<*const MiscDeviceRegistration<ctx::Ctx>> = Atomic::new(core::ptr::null());
+
+/// The context of `file` if it is an open `/dev/iommu`.
+pub(crate) fn ctx_of_file(file: &File) -> Option<Pin<&ctx::Ctx>> {
+    let reg = MISCDEV.load(Acquire);
+    // SAFETY: A non-NULL pointer is the registration inside the module state, set once it was
+    // registered and cleared before it is dropped; callers run with the module loaded.
+    let reg = unsafe { reg.as_ref() }?;
+    reg.file_private(file)
+}
 
 module! {
     type: IommufdModule,
@@ -34,7 +55,7 @@ module! {
 }
 
 /// The module state: the registration of `/dev/iommu`.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct IommufdModule {
     /// `/dev/iommu`; every open of it creates a [`ctx::Ctx`].
     #[pin]
@@ -51,5 +72,16 @@ impl kernel::InPlaceModule for IommufdModule {
         try_pin_init!(Self {
             _miscdev <- MiscDeviceRegistration::register(options),
         })
+        .pin_chain(|this| {
+            MISCDEV.store(&this._miscdev, Release);
+            Ok(())
+        })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for IommufdModule {
+    fn drop(self: Pin<&mut Self>) {
+        MISCDEV.store(core::ptr::null(), Release);
     }
 }

@@ -5,97 +5,135 @@
  * vfio.ko refers to these symbols whenever CONFIG_IOMMUFD is set, so the
  * iommufd module must export every one of them, with the prototypes of
  * include/linux/iommufd.h and in the same symbol namespaces, or vfio.ko does
- * not load at all.  In this first version of the Rust driver, /dev/iommu
- * serves only its own ioctls: binding a VFIO device, in-kernel accesses and
- * the VFIO container compatibility layer are not supported yet, and each of
- * these entry points says so with -EOPNOTSUPP (or the closest thing its
- * prototype allows).  Nothing can be bound, so the functions that operate on
- * a bound device or access can never be reached with a valid object; they
- * warn if they ever are.
+ * not load at all.  This file carries those prototypes and exports; the work
+ * is done in Rust (kapi.rs), which sees struct iommufd_ctx as its context
+ * and struct iommufd_device as its handle on a bound device.
  *
- * This file is C only because its job is to carry the exact C prototypes;
- * the device-binding API replaces these bodies with calls into Rust.
+ * Binding, attaching (to an IOAS or an HWPT), replacing and detaching a
+ * device work.  PASID attachment, in-kernel accesses (emulated devices) and
+ * the VFIO container compatibility layer are not supported yet: those entry
+ * points say so with -EOPNOTSUPP (or the closest thing their prototype
+ * allows).  No access can be created, so the functions that operate on one
+ * can never be reached with a valid object; they warn if they ever are.
  */
 
 #include <linux/err.h>
 #include <linux/export.h>
+#include <linux/file.h>
+#include <linux/iommu.h>
 #include <linux/iommufd.h>
 #include <linux/module.h>
 
+/* In kapi.rs. */
+int iommufd_rs_ctx_from_file(struct file *file, struct iommufd_ctx **out);
+void iommufd_rs_ctx_get(struct iommufd_ctx *ictx);
+void iommufd_rs_ctx_put(struct iommufd_ctx *ictx);
+bool iommufd_rs_ctx_has_group(struct iommufd_ctx *ictx,
+			      struct iommu_group *group);
+int iommufd_rs_device_bind(struct iommufd_ctx *ictx, struct device *dev,
+			   u32 *id, struct iommufd_device **out);
+void iommufd_rs_device_unbind(struct iommufd_device *idev);
+int iommufd_rs_device_attach(struct iommufd_device *idev, u32 *pt_id);
+int iommufd_rs_device_replace(struct iommufd_device *idev, u32 *pt_id);
+void iommufd_rs_device_detach(struct iommufd_device *idev);
+struct iommufd_ctx *iommufd_rs_device_to_ictx(struct iommufd_device *idev);
+u32 iommufd_rs_device_to_id(struct iommufd_device *idev);
+
 struct iommufd_ctx *iommufd_ctx_from_file(struct file *file)
 {
-	return ERR_PTR(-EOPNOTSUPP);
+	struct iommufd_ctx *ictx;
+	int rc;
+
+	rc = iommufd_rs_ctx_from_file(file, &ictx);
+	return rc ? ERR_PTR(rc) : ictx;
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_ctx_from_file, "IOMMUFD");
 
 struct iommufd_ctx *iommufd_ctx_from_fd(int fd)
 {
-	return ERR_PTR(-EOPNOTSUPP);
+	struct iommufd_ctx *ictx;
+	struct file *file;
+
+	file = fget(fd);
+	if (!file)
+		return ERR_PTR(-EBADF);
+	ictx = iommufd_ctx_from_file(file);
+	/* On success the context holds its own reference on the file. */
+	fput(file);
+	return ictx;
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_ctx_from_fd, "IOMMUFD");
 
 void iommufd_ctx_get(struct iommufd_ctx *ictx)
 {
-	WARN_ON_ONCE(1);
+	iommufd_rs_ctx_get(ictx);
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_ctx_get, "IOMMUFD");
 
 void iommufd_ctx_put(struct iommufd_ctx *ictx)
 {
-	WARN_ON_ONCE(1);
+	iommufd_rs_ctx_put(ictx);
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_ctx_put, "IOMMUFD");
 
 bool iommufd_ctx_has_group(struct iommufd_ctx *ictx, struct iommu_group *group)
 {
-	return false;
+	return iommufd_rs_ctx_has_group(ictx, group);
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_ctx_has_group, "IOMMUFD");
 
 struct iommufd_device *iommufd_device_bind(struct iommufd_ctx *ictx,
 					   struct device *dev, u32 *id)
 {
-	return ERR_PTR(-EOPNOTSUPP);
+	struct iommufd_device *idev;
+	int rc;
+
+	rc = iommufd_rs_device_bind(ictx, dev, id, &idev);
+	return rc ? ERR_PTR(rc) : idev;
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_device_bind, "IOMMUFD");
 
 void iommufd_device_unbind(struct iommufd_device *idev)
 {
-	WARN_ON_ONCE(1);
+	iommufd_rs_device_unbind(idev);
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_device_unbind, "IOMMUFD");
 
 int iommufd_device_attach(struct iommufd_device *idev, ioasid_t pasid,
 			  u32 *pt_id)
 {
-	return -EOPNOTSUPP;
+	if (pasid != IOMMU_NO_PASID)
+		return -EOPNOTSUPP;
+	return iommufd_rs_device_attach(idev, pt_id);
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_device_attach, "IOMMUFD");
 
 int iommufd_device_replace(struct iommufd_device *idev, ioasid_t pasid,
 			   u32 *pt_id)
 {
-	return -EOPNOTSUPP;
+	if (pasid != IOMMU_NO_PASID)
+		return -EOPNOTSUPP;
+	return iommufd_rs_device_replace(idev, pt_id);
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_device_replace, "IOMMUFD");
 
 void iommufd_device_detach(struct iommufd_device *idev, ioasid_t pasid)
 {
-	WARN_ON_ONCE(1);
+	/* Nothing can be attached to a PASID. */
+	if (pasid == IOMMU_NO_PASID)
+		iommufd_rs_device_detach(idev);
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_device_detach, "IOMMUFD");
 
 struct iommufd_ctx *iommufd_device_to_ictx(struct iommufd_device *idev)
 {
-	WARN_ON_ONCE(1);
-	return NULL;
+	return iommufd_rs_device_to_ictx(idev);
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_device_to_ictx, "IOMMUFD");
 
 u32 iommufd_device_to_id(struct iommufd_device *idev)
 {
-	WARN_ON_ONCE(1);
-	return 0;
+	return iommufd_rs_device_to_id(idev);
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_device_to_id, "IOMMUFD");
 

@@ -36,12 +36,20 @@ use kernel::{
     },
 };
 
-use crate::ioas::Ioas;
+use crate::{
+    device::IDevice,
+    hwpt::HwptPaging,
+    ioas::Ioas, //
+};
 
 /// Every kind of object a context can hold.
 pub(crate) enum Object {
     /// An I/O address space.
     Ioas(Arc<Ioas>),
+    /// An I/O page table mirroring an IOAS.
+    Hwpt(Arc<HwptPaging>),
+    /// A device bound by VFIO.
+    Device(Arc<IDevice>),
 }
 
 /// A table slot: an object and the count of its users.
@@ -56,14 +64,31 @@ pub(crate) struct Entry {
 pub(crate) trait ObjectKind: Sized {
     /// Returns the object if `obj` is of this type.
     fn downcast(obj: &Object) -> Option<&Arc<Self>>;
+    /// Wraps the object for the table.
+    fn wrap(obj: Arc<Self>) -> Object;
 }
 
-impl ObjectKind for Ioas {
-    fn downcast(obj: &Object) -> Option<&Arc<Self>> {
-        let Object::Ioas(ioas) = obj;
-        Some(ioas)
-    }
+/// Implements [`ObjectKind`] for the type held by one variant of [`Object`].
+macro_rules! object_kind {
+    ($ty:ty, $variant:ident) => {
+        impl ObjectKind for $ty {
+            fn downcast(obj: &Object) -> Option<&Arc<Self>> {
+                match obj {
+                    Object::$variant(o) => Some(o),
+                    _ => None,
+                }
+            }
+
+            fn wrap(obj: Arc<Self>) -> Object {
+                Object::$variant(obj)
+            }
+        }
+    };
 }
+
+object_kind!(Ioas, Ioas);
+object_kind!(HwptPaging, Hwpt);
+object_kind!(IDevice, Device);
 
 /// A counted use of a live object of type `T`, obtained from [`ObjectTable::get`].
 ///
@@ -80,6 +105,16 @@ impl<T: ObjectKind> core::ops::Deref for ObjRef<T> {
 
     fn deref(&self) -> &T {
         &self.obj
+    }
+}
+
+impl<T: ObjectKind> Clone for ObjRef<T> {
+    fn clone(&self) -> Self {
+        self.entry.users.inc();
+        Self {
+            entry: self.entry.clone(),
+            obj: self.obj.clone(),
+        }
     }
 }
 
@@ -123,6 +158,20 @@ impl Slot<'_> {
         self.res.fill(entry, GFP_KERNEL)?;
         Ok(())
     }
+
+    /// Like [`Self::publish`], but also returns a use of the object, so that it cannot be
+    /// destroyed before the caller is done with it.
+    pub(crate) fn publish_held<T: ObjectKind>(self, obj: Arc<T>) -> Result<ObjRef<T>> {
+        let entry = Arc::new(
+            Entry {
+                users: Refcount::new(2),
+                obj: T::wrap(obj.clone()),
+            },
+            GFP_KERNEL,
+        )?;
+        self.res.fill(entry.clone(), GFP_KERNEL)?;
+        Ok(ObjRef { entry, obj })
+    }
 }
 
 impl ObjectTable {
@@ -153,6 +202,11 @@ impl ObjectTable {
     }
 
     /// Looks up the object `id` of type `T`; `ENOENT` if there is none.
+    /// Whether object `id` exists (of any type).
+    pub(crate) fn contains(&self, id: u32) -> bool {
+        self.xa.lock().get(id as usize).is_some()
+    }
+
     pub(crate) fn get<T: ObjectKind>(&self, id: u32) -> Result<ObjRef<T>> {
         let guard = self.xa.lock();
         let entry = guard.get(id as usize).ok_or(ENOENT)?;
@@ -168,6 +222,13 @@ impl ObjectTable {
     ///
     /// Fails with `ENOENT` if there is no such object and with `EBUSY` if anything but the table
     /// uses it.
+    /// Removes object `id` whoever still uses it (they keep their reference). For objects
+    /// whose lifetime the kernel, not userspace, controls (a device at unbind).
+    pub(crate) fn remove(&self, id: u32) {
+        let removed = self.xa.lock().remove(id as usize);
+        drop(removed);
+    }
+
     pub(crate) fn destroy(&self, id: u32) -> Result {
         let removed = {
             let mut guard = self.xa.lock();

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The Rust side of the in-kernel API VFIO links against.
+//!
+//! `kapi.c` carries the exact C prototypes and the symbol exports of `include/linux/iommufd.h`
+//! and calls the functions here, which are the only place where pointers from C enter the
+//! driver. `struct iommufd_ctx *` is a [`Ctx`] and `struct iommufd_device *` a [`Bound`]; both
+//! are opaque to C. The C side guarantees what the `# Safety` sections ask: VFIO only passes
+//! pointers it got from these functions and still holds.
+
+use core::ptr::NonNull;
+use kernel::{
+    device::Device,
+    fs::File,
+    iommu::domain::Group,
+    prelude::*,
+    sync::aref::AlwaysRefCounted,
+};
+
+use crate::{
+    ctx::Ctx,
+    device::{
+        self,
+        Bound, //
+    },
+};
+
+/// `iommufd_ctx_from_file`: if `file` is a `/dev/iommu` file, stores its context in `*out`
+/// with a new reference and returns 0; `-EBADFD` otherwise.
+///
+/// # Safety
+///
+/// `file` is a valid file and `out` valid for writes.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_ctx_from_file(file: *const File, out: *mut *const Ctx) -> c_int {
+    // SAFETY: The caller passes a valid file, which it holds for the duration of the call.
+    let file = unsafe { &*file };
+    let Some(ctx) = crate::ctx_of_file(file) else {
+        return EBADFD.to_errno();
+    };
+    // The reference on the context is a reference on its file.
+    file.inc_ref();
+    // SAFETY: The caller passes a valid `out`.
+    unsafe { *out = &*ctx };
+    0
+}
+
+/// `iommufd_ctx_get`: takes another reference on `ctx`.
+///
+/// # Safety
+///
+/// The caller holds a reference on `ctx`.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_ctx_get(ctx: *const Ctx) {
+    // SAFETY: The caller holds a reference, so the context is alive.
+    unsafe { &*ctx }.file().inc_ref();
+}
+
+/// `iommufd_ctx_put`: drops a reference on `ctx`, which may free it.
+///
+/// # Safety
+///
+/// The caller holds a reference on `ctx`, which it gives up.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_ctx_put(ctx: *const Ctx) {
+    // SAFETY: The caller holds a reference, so the context and its file are alive.
+    let file = NonNull::from(unsafe { &*ctx }.file());
+    // SAFETY: The caller's reference is a reference on the file, given up here; the context is
+    // not touched afterwards.
+    unsafe { File::dec_ref(file) };
+}
+
+/// `iommufd_ctx_has_group`: whether a device of `group` is bound to `ctx`.
+///
+/// # Safety
+///
+/// The caller holds a reference on `ctx`; `group` is NULL or a valid group.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_ctx_has_group(ctx: *const Ctx, group: *const Group) -> bool {
+    if group.is_null() {
+        return false;
+    }
+    // SAFETY: As the caller guarantees.
+    unsafe { device::ctx_has_group(&*ctx, &*group) }
+}
+
+/// `iommufd_device_bind`: binds `dev` to `ctx`, stores the object id in `*id` and the handle in
+/// `*out`. Returns 0 or a negative errno.
+///
+/// # Safety
+///
+/// The caller holds a reference on `ctx` and on `dev`; `id` and `out` are valid for writes.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_device_bind(
+    ctx: *const Ctx,
+    dev: *const Device,
+    id: *mut u32,
+    out: *mut *mut Bound,
+) -> c_int {
+    // SAFETY: As the caller guarantees.
+    let (ctx, dev) = unsafe { (&*ctx, &*dev) };
+    match Bound::bind(ctx, dev) {
+        Ok(bound) => {
+            // SAFETY: `id` and `out` are valid for writes.
+            unsafe {
+                *id = bound.id();
+                *out = KBox::into_raw(bound);
+            }
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `iommufd_device_unbind`.
+///
+/// # Safety
+///
+/// `bound` came from [`iommufd_rs_device_bind`] and is not used again.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_device_unbind(bound: *mut Bound) {
+    // SAFETY: The caller gives back the box `iommufd_rs_device_bind` made.
+    Bound::unbind(unsafe { KBox::from_raw(bound) });
+}
+
+/// `iommufd_device_attach` (no PASID): attaches to `*pt_id` and stores the HWPT id there.
+///
+/// # Safety
+///
+/// `bound` came from [`iommufd_rs_device_bind`] and is still bound; `pt_id` is valid.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_device_attach(bound: *const Bound, pt_id: *mut u32) -> c_int {
+    // SAFETY: As the caller guarantees.
+    let (bound, pt_id) = unsafe { (&*bound, &mut *pt_id) };
+    match bound.attach(*pt_id) {
+        Ok(id) => {
+            *pt_id = id;
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `iommufd_device_replace` (no PASID): moves to `*pt_id` and stores the HWPT id there.
+///
+/// # Safety
+///
+/// As for [`iommufd_rs_device_attach`].
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_device_replace(bound: *const Bound, pt_id: *mut u32) -> c_int {
+    // SAFETY: As the caller guarantees.
+    let (bound, pt_id) = unsafe { (&*bound, &mut *pt_id) };
+    match bound.replace(*pt_id) {
+        Ok(id) => {
+            *pt_id = id;
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `iommufd_device_detach` (no PASID).
+///
+/// # Safety
+///
+/// `bound` came from [`iommufd_rs_device_bind`] and is still bound.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_device_detach(bound: *const Bound) {
+    // SAFETY: As the caller guarantees.
+    unsafe { &*bound }.detach();
+}
+
+/// `iommufd_device_to_ictx`: the context the device is bound to (no new reference).
+///
+/// # Safety
+///
+/// `bound` came from [`iommufd_rs_device_bind`] and is still bound.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_device_to_ictx(bound: *const Bound) -> *const Ctx {
+    // SAFETY: As the caller guarantees.
+    unsafe { &*bound }.ctx()
+}
+
+/// `iommufd_device_to_id`: the device's object id.
+///
+/// # Safety
+///
+/// `bound` came from [`iommufd_rs_device_bind`] and is still bound.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_device_to_id(bound: *const Bound) -> u32 {
+    // SAFETY: As the caller guarantees.
+    unsafe { &*bound }.id()
+}
