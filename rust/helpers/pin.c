@@ -30,3 +30,14 @@ __rust_helper void rust_helper_mmap_write_unlock(struct mm_struct *mm)
 {
 	mmap_write_unlock(mm);
 }
+
+__rust_helper struct page *rust_helper_folio_page(struct folio *folio,
+						  unsigned long n)
+{
+	return folio_page(folio, n);
+}
+
+__rust_helper unsigned long rust_helper_folio_nr_pages(const struct folio *folio)
+{
+	return folio_nr_pages(folio);
+}

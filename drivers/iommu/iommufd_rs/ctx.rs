@@ -13,15 +13,15 @@ use kernel::{
         Capability, //
     },
     fs::File,
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceRegistration, //
+    },
     mm::pin::{
         ChargeTo,
         PinCharge, //
     },
     new_mutex,
-    miscdevice::{
-        MiscDevice,
-        MiscDeviceRegistration, //
-    },
     prelude::*,
     sync::{
         atomic::{

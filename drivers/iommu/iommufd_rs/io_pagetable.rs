@@ -99,7 +99,6 @@ enum Source {
     /// keeps the file, and so its memory, alive while anything maps it.
     File {
         /// The file.
-        #[expect(dead_code, reason = "holds the file; read when the pages are pinned")]
         file: ARef<File>,
         /// The offset.
         start: u64,
@@ -162,25 +161,21 @@ impl Pages {
     /// Takes a pin reference: the first one pins every page and charges them to the payer.
     ///
     /// `EFAULT` if some page is not mapped (or is read-only and the pages are writable),
-    /// `ENOMEM` over the memlock limit, `EOPNOTSUPP` for file-backed memory (not pinnable yet).
-    /// On error nothing is pinned or charged.
+    /// `ENOMEM` over the memlock limit, `EINVAL` for a file that is not a memfd. On error
+    /// nothing is pinned or charged.
     fn pin_get(&self) -> Result {
         let mut state = self.pins.lock();
         if state.users == 0 {
             let payer = self.payer.as_ref().ok_or(EINVAL)?;
-            let Source::User { uptr } = self.source else {
-                return Err(EOPNOTSUPP);
-            };
             payer.charge(self.npages)?;
-            let pinned = payer
-                .mm()
-                .mmget_not_zero()
-                .ok_or(EFAULT)
-                .and_then(|mm| {
+            let pinned = match &self.source {
+                Source::User { uptr } => payer.mm().mmget_not_zero().ok_or(EFAULT).and_then(|mm| {
                     let mut pinned = PinnedPages::new(self.writable);
-                    pinned.pin(&mm, uptr, self.npages)?;
+                    pinned.pin(&mm, *uptr, self.npages)?;
                     Ok(pinned)
-                });
+                }),
+                Source::File { file, start } => PinnedPages::pin_file(file, *start, self.npages),
+            };
             match pinned {
                 Ok(pinned) => state.pinned = Some(pinned),
                 Err(e) => {
@@ -246,7 +241,10 @@ impl Pages {
         let source = Source::User {
             uptr: uptr - start_byte,
         };
-        Ok((Self::new(source, start_byte, length, writable, payer)?, start_byte))
+        Ok((
+            Self::new(source, start_byte, length, writable, payer)?,
+            start_byte,
+        ))
     }
 
     /// Describes `length` bytes of `file` from offset `start`. Returns it and the offset of
@@ -266,7 +264,10 @@ impl Pages {
             file,
             start: start - start_byte as u64,
         };
-        Ok((Self::new(source, start_byte, length, writable, payer)?, start_byte))
+        Ok((
+            Self::new(source, start_byte, length, writable, payer)?,
+            start_byte,
+        ))
     }
 
     /// The address (user address or file offset) of byte `offset` of the memory: what a
@@ -323,16 +324,18 @@ impl Area {
         let npages = ((self.last - start + 1) / PAGE) as usize;
         let prot = self.iommu_prot();
         let mut mapped = 0usize;
-        let res = self.pages.for_each_run(first_page, npages, |index, phys, count| {
-            let iova = start + ((index - first_page) * PAGE_SIZE) as u64;
-            let size = count * PAGE_SIZE;
-            // SAFETY: The pages are pinned (the caller's requirement) and stay pinned while the
-            // area is mapped in a domain: the area's pin reference is only dropped after
-            // `unmap_from` has run on every domain of the IOAS (`IovaSpace::release`).
-            unsafe { domain.map(iova, phys, size, prot) }?;
-            mapped += size;
-            Ok(())
-        });
+        let res = self
+            .pages
+            .for_each_run(first_page, npages, |index, phys, count| {
+                let iova = start + ((index - first_page) * PAGE_SIZE) as u64;
+                let size = count * PAGE_SIZE;
+                // SAFETY: The pages are pinned (the caller's requirement) and stay pinned while the
+                // area is mapped in a domain: the area's pin reference is only dropped after
+                // `unmap_from` has run on every domain of the IOAS (`IovaSpace::release`).
+                unsafe { domain.map(iova, phys, size, prot) }?;
+                mapped += size;
+                Ok(())
+            });
         if res.is_err() && mapped != 0 {
             domain.unmap(start, mapped);
         }
@@ -662,10 +665,22 @@ impl IovaSpace {
         let (ap_start, ap_end) = domain.aperture();
         let mut outside = KVec::new();
         if ap_start > 0 {
-            outside.push(IovaRange { start: 0, last: ap_start - 1 }, GFP_KERNEL_ACCOUNT)?;
+            outside.push(
+                IovaRange {
+                    start: 0,
+                    last: ap_start - 1,
+                },
+                GFP_KERNEL_ACCOUNT,
+            )?;
         }
         if ap_end < u64::MAX {
-            outside.push(IovaRange { start: ap_end + 1, last: u64::MAX }, GFP_KERNEL_ACCOUNT)?;
+            outside.push(
+                IovaRange {
+                    start: ap_end + 1,
+                    last: u64::MAX,
+                },
+                GFP_KERNEL_ACCOUNT,
+            )?;
         }
         let owner = Arc::as_ptr(&domain) as usize;
         self.add_reserved(owner, &outside)?;
@@ -1163,6 +1178,60 @@ mod tests {
         let space = IovaSpace::new();
         assert_eq!(space.alignment(), 1);
         assert_eq!(space.usable().count(), 1);
+        Ok(())
+    }
+
+    /// The usable ranges of `s`.
+    fn usable(s: &IovaSpace) -> Result<KVec<IovaRange>> {
+        let mut v = KVec::new();
+        for hole in s.usable() {
+            v.push(hole, GFP_KERNEL)?;
+        }
+        Ok(v)
+    }
+
+    #[test]
+    fn reservations_have_owners() -> Result {
+        let mut s = IovaSpace::new();
+        // Two owners, out of order, one with two ranges.
+        s.add_reserved(2, &[r(0xfee0_0000, 0xfeef_ffff)])?;
+        s.add_reserved(1, &[r(0, 0xfff), r(1 << 48, u64::MAX)])?;
+        let holes = usable(&s)?;
+        let want = [r(0x1000, 0xfedf_ffff), r(0xfef0_0000, (1 << 48) - 1)];
+        assert_eq!(&holes[..], &want[..]);
+        // Nothing can be mapped there, and no mapping may sit under a new reservation.
+        assert_eq!(
+            map(&mut s, Some(0xfee0_0000), 0x1000, 0x1000).err(),
+            Some(EINVAL)
+        );
+        map(&mut s, Some(0x10_0000), 0x1000, 0x1000)?;
+        assert_eq!(
+            s.add_reserved(3, &[r(0x10_0000, 0x10_0fff)]),
+            Err(EADDRINUSE)
+        );
+        // Dropping one owner's ranges leaves the other's.
+        s.remove_reserved(1);
+        let holes = usable(&s)?;
+        assert_eq!(
+            &holes[..],
+            &[r(0, 0xfedf_ffff), r(0xfef0_0000, u64::MAX)][..]
+        );
+        s.remove_reserved(2);
+        assert_eq!(s.usable().count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn reservations_respect_allowed_ranges() -> Result {
+        let mut s = IovaSpace::new();
+        let mut allowed = KVec::new();
+        allowed.push(r(0x1000_0000, 0x1fff_ffff), GFP_KERNEL)?;
+        s.set_allowed(allowed)?;
+        assert_eq!(
+            s.add_reserved(1, &[r(0x1800_0000, 0x1800_0fff)]),
+            Err(EADDRINUSE)
+        );
+        s.add_reserved(1, &[r(0x2000_0000, 0x2000_0fff)])?;
         Ok(())
     }
 }

@@ -275,7 +275,8 @@ pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> R
 
     IovaRange::from_length(c.start, c.length)?;
     let file = file_from_fd(c.fd)?;
-    let (pages, start_byte) = Pages::new_file(file, c.start, c.length, prot.write, Some(ctx.payer()?))?;
+    let (pages, start_byte) =
+        Pages::new_file(file, c.start, c.length, prot.write, Some(ctx.payer()?))?;
     c.iova = ioas.map_pages(
         fixed_iova(c.flags, c.iova),
         pages,

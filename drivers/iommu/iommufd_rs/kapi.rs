@@ -10,11 +10,7 @@
 
 use core::ptr::NonNull;
 use kernel::{
-    device::Device,
-    fs::File,
-    iommu::domain::Group,
-    prelude::*,
-    sync::aref::AlwaysRefCounted,
+    device::Device, fs::File, iommu::domain::Group, prelude::*, sync::aref::AlwaysRefCounted,
 };
 
 use crate::{

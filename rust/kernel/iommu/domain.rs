@@ -7,6 +7,29 @@
 //! gets through. It then builds paging domains ([`Domain`]), fills them with mappings and
 //! attaches the group to one of them ([`Attachment`]).
 //!
+//! # Examples
+//!
+//! ```no_run
+//! use kernel::device::Device;
+//! use kernel::iommu::domain::{prot, DmaOwner, Domain, Group};
+//! use kernel::sync::Arc;
+//!
+//! /// Takes `dev` away from the kernel and lets it reach only what its domain maps.
+//! fn isolate(dev: &Device, cookie: *const core::ffi::c_void) -> Result {
+//!     let owner = DmaOwner::claim(dev, cookie)?;
+//!     let group = Group::of_device(dev).ok_or(ENODEV)?;
+//!     let domain = Arc::new(Domain::new_paging(dev)?, GFP_KERNEL)?;
+//!     let attachment = group.attach(&owner, domain.clone())?;
+//!     assert_eq!(domain.iova_to_phys(0x1000), 0);
+//!     assert!(domain.pgsize_bitmap() & kernel::page::PAGE_SIZE != 0);
+//!     let _ = prot::READ | prot::WRITE | prot::CACHE;
+//!     // The group is blocked again once detached; the ownership goes back last.
+//!     drop(attachment);
+//!     drop(owner);
+//!     Ok(())
+//! }
+//! ```
+//!
 //! C header: [`include/linux/iommu.h`](srctree/include/linux/iommu.h)
 
 use crate::{

@@ -19,6 +19,7 @@ use crate::{
         capable,
         Capability, //
     },
+    fs::File,
     io::PhysAddr,
     mm::{
         Mm,
@@ -47,15 +48,20 @@ type LongCounter = i64;
 #[cfg(not(CONFIG_64BIT))]
 type LongCounter = i32;
 
-/// Long-term pins on consecutive pages of a user address space, dropped with the object.
+/// Long-term pins on consecutive pages of a user address space or of a memfd, dropped with the
+/// object.
 ///
 /// # Invariants
 ///
-/// Every element of `pages` is a page this object pinned with `FOLL_PIN | FOLL_LONGTERM` and
-/// has not unpinned yet; when `writable` is set, it was pinned with `FOLL_WRITE` too.
+/// If `folios` is empty, every element of `pages` is a page this object pinned with
+/// `FOLL_PIN | FOLL_LONGTERM` and has not unpinned yet; when `writable` is set, it was pinned
+/// with `FOLL_WRITE` too. Otherwise the object pinned every element of `folios` (with
+/// `memfd_pin_folios`) and has not unpinned it yet, and `pages` are pages of those folios.
 pub struct PinnedPages {
     /// The pinned pages, in address order.
     pages: KVVec<*mut bindings::page>,
+    /// For memory of a memfd: the pinned folios the pages belong to.
+    folios: KVVec<*mut bindings::folio>,
     /// Whether the pages were pinned for writing (and so get marked dirty when unpinned).
     writable: bool,
 }
@@ -73,8 +79,63 @@ impl PinnedPages {
         // INVARIANT: There are no pages.
         Self {
             pages: KVVec::new(),
+            folios: KVVec::new(),
             writable,
         }
+    }
+
+    /// Pins the `npages` pages of the memfd `file` from the page-aligned offset `start`,
+    /// allocating the ones it does not have yet.
+    ///
+    /// `EINVAL` if `file` is not a memfd (shmem or hugetlbfs) or the range is bad, `ENOMEM`.
+    pub fn pin_file(file: &File, start: u64, npages: usize) -> Result<Self> {
+        let len = npages
+            .checked_mul(crate::page::PAGE_SIZE)
+            .filter(|&len| len > 0)
+            .ok_or(EINVAL)?;
+        let end = start.checked_add(len as u64 - 1).ok_or(EINVAL)?;
+        let max = u32::try_from(npages).map_err(|_| EINVAL)?;
+        let mut this = Self::new(true);
+        this.folios.reserve(npages, GFP_KERNEL_ACCOUNT)?;
+        this.pages.reserve(npages, GFP_KERNEL_ACCOUNT)?;
+        let mut offset: c_ulong = 0;
+        // SAFETY: `file` is a valid file; `folios` has room for `max` pointers; the offsets fit
+        // `loff_t` (checked by the callee, which fails on anything beyond the file's limits).
+        let got = unsafe {
+            bindings::memfd_pin_folios(
+                file.as_ptr(),
+                start as bindings::loff_t,
+                end as bindings::loff_t,
+                this.folios.spare_capacity_mut().as_mut_ptr().cast(),
+                max,
+                &mut offset,
+            )
+        };
+        if got < 0 {
+            return Err(Error::from_errno(got as i32));
+        }
+        // SAFETY: The call initialised `got <= max` pointers to folios it pinned.
+        // INVARIANT: From here on `folios` holds pins, which drop releases.
+        unsafe { this.folios.inc_len((got as usize).min(npages)) };
+        let mut skip = offset as usize / crate::page::PAGE_SIZE;
+        for &folio in this.folios.iter() {
+            // SAFETY: `folio` is pinned, so valid.
+            let nr = unsafe { bindings::folio_nr_pages(folio) } as usize;
+            for i in skip..nr {
+                if this.pages.len() == npages {
+                    break;
+                }
+                // SAFETY: `i` is below the folio's number of pages.
+                let page = unsafe { bindings::folio_page(folio, i as c_ulong) };
+                // Room for `npages` pages was reserved above.
+                this.pages.push(page, GFP_KERNEL_ACCOUNT)?;
+            }
+            skip = 0;
+        }
+        if this.pages.len() != npages {
+            return Err(EFAULT);
+        }
+        Ok(this)
     }
 
     /// The number of pinned pages.
@@ -116,6 +177,9 @@ impl PinnedPages {
     /// }
     /// ```
     pub fn pin(&mut self, mm: &MmWithUser, start: usize, npages: usize) -> Result {
+        if !self.folios.is_empty() {
+            return Err(EINVAL);
+        }
         let old_len = self.pages.len();
         self.pages.reserve(npages, GFP_KERNEL_ACCOUNT)?;
         let mut flags = bindings::FOLL_LONGTERM;
@@ -207,7 +271,12 @@ impl TruncatePins for KVVec<*mut bindings::page> {
 
 impl Drop for PinnedPages {
     fn drop(&mut self) {
-        self.pages.truncate_pins(0, self.writable);
+        if self.folios.is_empty() {
+            self.pages.truncate_pins(0, self.writable);
+            return;
+        }
+        // SAFETY: By the type invariant every folio is pinned by us; each is unpinned once.
+        unsafe { bindings::unpin_folios(self.folios.as_mut_ptr(), self.folios.len() as c_ulong) };
     }
 }
 
@@ -223,6 +292,20 @@ pub enum ChargeTo {
 }
 
 /// The bill for long-term pinned memory of the process that created it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use kernel::mm::pin::{ChargeTo, PinCharge};
+///
+/// fn charge_some(npages: usize) -> Result {
+///     let payer = PinCharge::current(ChargeTo::User)?;
+///     // `ENOMEM` if the caller's RLIMIT_MEMLOCK does not allow it.
+///     payer.charge(npages)?;
+///     payer.uncharge(npages);
+///     Ok(())
+/// }
+/// ```
 ///
 /// Whatever the mode, charged pages also count in the mm's `pinned_vm` (`VmPin` in
 /// `/proc/<pid>/status`).
