@@ -30,7 +30,8 @@ REQUIRED_SUITES = {
     # The kernel crate's doctests, ours included (the XArray reservation).
     "rust_doctests_kernel": re.compile(r"xarray"),
 }
-KSELFTESTS = ["iommufd", "iommufd_ioas", "iommufd_fail_nth", "kvm_vcpu"]
+KSELFTESTS = ["iommufd", "iommufd_ioas", "iommufd_fail_nth", "iommufd_device",
+              "iommufd_edu", "kvm_vcpu"]
 # guest/check.sh records this many steps when it runs to the end.
 MIN_STEPS = 8
 SPLATS = re.compile(

@@ -61,7 +61,8 @@ step "kvm_amd or kvm_intel loaded" \
 	sh -c 'test -d /sys/module/kvm_amd || test -d /sys/module/kvm_intel'
 
 for prog in "$kst"/iommufd/iommufd "$kst"/iommufd/iommufd_ioas \
-	    "$kst"/iommufd/iommufd_fail_nth "$kst"/iommufd/kvm_vcpu; do
+	    "$kst"/iommufd/iommufd_fail_nth "$kst"/iommufd/iommufd_device \
+	    "$kst"/iommufd/iommufd_edu "$kst"/iommufd/kvm_vcpu; do
 	name=$(basename "$prog")
 	echo "# $(cut -d' ' -f1 /proc/uptime) kselftest $name" >> "$out/steps.log"
 	(cd "$(dirname "$prog")" && timeout 300 "$prog") > "$out/$name.tap" 2>&1

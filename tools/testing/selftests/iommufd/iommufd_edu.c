@@ -1,0 +1,629 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Real DMA through the IOMMU: QEMU's "edu" device, bound to vfio-pci and
+ * attached to an iommufd-rs IOAS, copies data between its internal buffer
+ * and IOVAs the test maps. The tests check that data moves through mapped
+ * IOVAs in both directions, exactly where the mapping says, and that it
+ * does not move through IOVAs that are unmapped, never mapped, mapped
+ * read-only (for device writes), or belong to an IOAS the device is no
+ * longer attached to.
+ *
+ * The edu device (QEMU docs/specs/edu.rst), BAR0 registers used here:
+ *   0x00  identification, low byte 0xed
+ *   0x04  liveness check: reads back the bitwise NOT of what was written
+ *   0x80  DMA source address
+ *   0x88  DMA destination address
+ *   0x90  DMA byte count
+ *   0x98  DMA command: bit 0 starts the transfer and reads as 1 until it is
+ *         done, bit 1 is the direction (0: RAM -> device buffer,
+ *         1: device buffer -> RAM), bit 2 would raise an interrupt (unused)
+ * The device buffer is 4 KiB at address 0x40000 in edu's own address space,
+ * "RAM" addresses are bus addresses, i.e. IOVAs. Transfers run from a timer
+ * about 100 ms (guest virtual time) after being started. edu masks DMA
+ * addresses to 28 bits, so every IOVA here is below 256 MiB.
+ *
+ * A blocked DMA is reported by the VT-d fault handler in the kernel log;
+ * the tests look for such a line but only log whether they saw one, as
+ * the message is rate limited.
+ *
+ * A missing edu device is a failure, not a skip.
+ */
+#include <stdio.h>
+#include <time.h>
+
+#include "iommufd_utils.h"
+#include "vfio_utils.h"
+
+#define PSZ ((__u64)PAGE_SIZE)
+
+#define EDU_REG_IDENT 0x00
+#define EDU_REG_LIVENESS 0x04
+#define EDU_REG_DMA_SRC 0x80
+#define EDU_REG_DMA_DST 0x88
+#define EDU_REG_DMA_CNT 0x90
+#define EDU_REG_DMA_CMD 0x98
+#define EDU_DMA_RUN 0x1
+#define EDU_DMA_TO_RAM 0x2
+
+#define EDU_BUF 0x40000ULL
+#define EDU_BUF_SIZE 4096U
+
+/* how long a transfer may take before the test gives up */
+#define EDU_DMA_TIMEOUT_MS 2000
+
+/* IOVAs, all below edu's 28 bit DMA limit */
+#define IOVA_A 0x100000ULL
+#define IOVA_B 0x200000ULL
+#define IOVA_C 0x300000ULL
+#define IOVA_D 0x400000ULL
+#define IOVA_NEVER 0x800000ULL
+
+/* each test buffer is two pages, mapped on its own */
+#define BUF_LEN (2 * PSZ)
+
+#define SENTINEL 0xee
+
+/* ---------------------------------------------------------------------- */
+/* device access                                                           */
+/* ---------------------------------------------------------------------- */
+
+/* edu accepts 4 byte accesses everywhere; all addresses here fit 32 bits */
+static inline void edu_w32(volatile __u8 *bar, unsigned int off, __u32 val)
+{
+	*(volatile __u32 *)(bar + off) = val;
+	__sync_synchronize();
+}
+
+static inline __u32 edu_r32(volatile __u8 *bar, unsigned int off)
+{
+	__u32 val = *(volatile __u32 *)(bar + off);
+
+	__sync_synchronize();
+	return val;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Poll until no transfer is running; 0, or -ETIMEDOUT. */
+static int edu_wait_idle(volatile __u8 *bar)
+{
+	long long deadline = now_ms() + EDU_DMA_TIMEOUT_MS;
+
+	for (;;) {
+		if (!(edu_r32(bar, EDU_REG_DMA_CMD) & EDU_DMA_RUN))
+			return 0;
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
+}
+
+/*
+ * One edu transfer of @cnt bytes from @src to @dst, waiting for it to
+ * finish. With @to_ram, @src is a device buffer address and @dst an IOVA,
+ * otherwise the other way round. Returns 0, or -ETIMEDOUT.
+ */
+static int edu_dma(volatile __u8 *bar, __u64 src, __u64 dst, __u32 cnt,
+		   bool to_ram)
+{
+	/* the registers ignore writes while a transfer runs */
+	if (edu_wait_idle(bar))
+		return -ETIMEDOUT;
+	edu_w32(bar, EDU_REG_DMA_SRC, (__u32)src);
+	edu_w32(bar, EDU_REG_DMA_DST, (__u32)dst);
+	edu_w32(bar, EDU_REG_DMA_CNT, cnt);
+	edu_w32(bar, EDU_REG_DMA_CMD,
+		EDU_DMA_RUN | (to_ram ? EDU_DMA_TO_RAM : 0));
+	return edu_wait_idle(bar);
+}
+
+/* RAM (@iova) -> device buffer (EDU_BUF + @off) */
+#define dma_to_dev(iova, off, cnt)                                            \
+	ASSERT_EQ(0, edu_dma(self->bar, iova, EDU_BUF + (off), cnt, false))   \
+		TH_LOG("edu DMA 0x%llx -> buffer+0x%x (%u bytes) did not "    \
+		       "finish within %d ms",                                 \
+		       (unsigned long long)(iova), (unsigned int)(off),       \
+		       (unsigned int)(cnt), EDU_DMA_TIMEOUT_MS)
+/* device buffer (EDU_BUF + @off) -> RAM (@iova) */
+#define dma_to_ram(off, iova, cnt)                                            \
+	ASSERT_EQ(0, edu_dma(self->bar, EDU_BUF + (off), iova, cnt, true))    \
+		TH_LOG("edu DMA buffer+0x%x -> 0x%llx (%u bytes) did not "    \
+		       "finish within %d ms",                                 \
+		       (unsigned int)(off), (unsigned long long)(iova),       \
+		       (unsigned int)(cnt), EDU_DMA_TIMEOUT_MS)
+
+/* PCI config space through the VFIO config region */
+static int cfg_read16(int dev, __u64 cfg_off, unsigned int reg, __u16 *val)
+{
+	return pread(dev, val, 2, cfg_off + reg) == 2 ? 0 : -1;
+}
+
+static int cfg_write16(int dev, __u64 cfg_off, unsigned int reg, __u16 val)
+{
+	return pwrite(dev, &val, 2, cfg_off + reg) == 2 ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* data patterns                                                           */
+/* ---------------------------------------------------------------------- */
+
+/* A byte pattern that differs from any other @seed at every offset. */
+static void fill_pattern(__u8 *p, size_t len, __u8 seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (__u8)(seed + i * 13 + (i >> 8));
+}
+
+/* Offset of the first byte in [@p, @p + @len) that is not @val, or -1. */
+static long first_not(const __u8 *p, size_t len, __u8 val)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != val)
+			return (long)i;
+	return -1;
+}
+
+/* Offset of the first byte that differs from fill_pattern(@seed), or -1. */
+static long pattern_mismatch(const __u8 *p, size_t len, __u8 seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != (__u8)(seed + i * 13 + (i >> 8)))
+			return (long)i;
+	return -1;
+}
+
+static size_t count_equal(const __u8 *a, const __u8 *b, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		n += a[i] == b[i];
+	return n;
+}
+
+/* @buf must (still) hold fill_pattern(@seed) */
+#define expect_pattern(buf, len, seed)                                        \
+	({                                                                    \
+		long __off = pattern_mismatch(buf, len, seed);                \
+		EXPECT_EQ(-1L, __off)                                         \
+			TH_LOG("%s differs from pattern 0x%02x at offset "    \
+			       "0x%lx", #buf, (unsigned int)(seed), __off);   \
+	})
+
+/* The whole buffer must still be SENTINEL: the DMA did not land. */
+#define expect_untouched(buf, len)                                            \
+	({                                                                    \
+		long __off = first_not(buf, len, SENTINEL);                   \
+		EXPECT_EQ(-1L, __off)                                         \
+			TH_LOG("%s was written by the device at offset "      \
+			       "0x%lx (0x%02x)", #buf, __off,                 \
+			       __off >= 0 ? (buf)[__off] : 0);                \
+	})
+
+/* ---------------------------------------------------------------------- */
+/* kernel log                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* /dev/kmsg positioned after the newest record, or -1 */
+static int kmsg_open_at_end(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0 && lseek(fd, 0, SEEK_END) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Wait up to @ms for a kernel log record newer than the open of @fd that
+ * contains both @a and @b. The record goes to @out.
+ */
+static bool kmsg_wait_for(int fd, const char *a, const char *b, int ms,
+			  char *out, size_t out_len)
+{
+	long long deadline = now_ms() + ms;
+	char rec[2048];
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	for (;;) {
+		n = read(fd, rec, sizeof(rec) - 1);
+		if (n > 0) {
+			rec[n] = '\0';
+			if (strstr(rec, a) && strstr(rec, b)) {
+				size_t len = strcspn(rec, "\n");
+
+				if (len >= out_len)
+					len = out_len - 1;
+				memcpy(out, rec, len);
+				out[len] = '\0';
+				return true;
+			}
+			continue;
+		}
+		/* EPIPE: records were overwritten, the next read goes on */
+		if (n < 0 && errno == EPIPE)
+			continue;
+		if (now_ms() > deadline)
+			return false;
+		usleep(10000);
+	}
+}
+
+/* Only informative: say whether the blocked DMA was reported. */
+#define log_dmar_fault(kfd, what)                                             \
+	({                                                                    \
+		char __rec[512];                                              \
+		if (kmsg_wait_for(kfd, "DMAR", "fault", 500, __rec,           \
+				  sizeof(__rec)))                             \
+			TH_LOG("%s: kernel reported: %s", what, __rec);       \
+		else                                                          \
+			TH_LOG("%s: no DMAR fault line in the kernel log "    \
+			       "(it may be rate limited)", what);             \
+	})
+
+/* ---------------------------------------------------------------------- */
+/* fixture: edu bound, attached, bus master on, BAR0 mapped               */
+/* ---------------------------------------------------------------------- */
+
+FIXTURE(edu)
+{
+	int fd;
+	int dev;
+	char bdf[64];
+	__u32 devid;
+	__u32 ioas_id;
+	__u32 hwpt_id;
+	__u64 cfg_off;
+	volatile __u8 *bar;
+	size_t bar_len;
+	__u8 *mem;	/* a, b, c below, with a guard page after each */
+	__u8 *a;	/* mapped read/write at IOVA_A */
+	__u8 *b;	/* mapped read/write at IOVA_B */
+	__u8 *c;	/* not mapped by the fixture */
+	long vmpin_start;
+};
+
+#define MEM_LEN (3 * (BUF_LEN + PSZ))
+
+FIXTURE_SETUP(edu)
+{
+	struct vfio_region_info bar0, cfg;
+	__u16 cmd;
+	void *p;
+
+	self->fd = -1;
+	self->dev = -1;
+	self->bar = NULL;
+	self->mem = MAP_FAILED;
+
+	/* the offsets below assume that a page is exactly edu's buffer */
+	ASSERT_EQ((unsigned long)EDU_BUF_SIZE, PAGE_SIZE)
+		TH_LOG("these tests assume 4 KiB pages");
+
+	open_iommufd_or_fail(&self->fd);
+	self->dev = open_edu_or_fail(self->bdf);
+	self->vmpin_start = vmpin_kb();
+
+	test_ioctl_vfio_bind(self->dev, &self->devid);
+	test_ioctl_ioas_alloc(&self->ioas_id);
+	self->hwpt_id = self->ioas_id;
+	test_ioctl_vfio_attach(self->dev, &self->hwpt_id);
+
+	ASSERT_EQ(0, _vfio_region_info(self->dev, VFIO_PCI_BAR0_REGION_INDEX,
+				       &bar0))
+		TH_LOG("GET_REGION_INFO(BAR0): %s", strerror(errno));
+	ASSERT_LE(0x100ULL, bar0.size) TH_LOG("edu BAR0 is too small");
+	ASSERT_NE(0U, bar0.flags & VFIO_REGION_INFO_FLAG_MMAP)
+		TH_LOG("vfio-pci does not allow mmap of edu BAR0 (flags 0x%x)",
+		       bar0.flags);
+	ASSERT_EQ(0, _vfio_region_info(self->dev,
+				       VFIO_PCI_CONFIG_REGION_INDEX, &cfg))
+		TH_LOG("GET_REGION_INFO(CONFIG): %s", strerror(errno));
+	self->cfg_off = cfg.offset;
+
+	/* memory decoding for the BAR, bus mastering for the DMA */
+	ASSERT_EQ(0, cfg_read16(self->dev, self->cfg_off, PCI_COMMAND, &cmd))
+		TH_LOG("config read: %s", strerror(errno));
+	cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+	ASSERT_EQ(0, cfg_write16(self->dev, self->cfg_off, PCI_COMMAND, cmd))
+		TH_LOG("config write: %s", strerror(errno));
+	ASSERT_EQ(0, cfg_read16(self->dev, self->cfg_off, PCI_COMMAND, &cmd));
+	ASSERT_EQ(PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER,
+		  cmd & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER));
+
+	self->bar_len = bar0.size < PSZ ? bar0.size : PSZ;
+	p = mmap(NULL, self->bar_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 self->dev, bar0.offset);
+	ASSERT_NE(MAP_FAILED, p) TH_LOG("mmap BAR0: %s", strerror(errno));
+	self->bar = p;
+	ASSERT_EQ(0xedU, edu_r32(self->bar, EDU_REG_IDENT) & 0xff)
+		TH_LOG("BAR0 does not look like edu: ident 0x%08x",
+		       edu_r32(self->bar, EDU_REG_IDENT));
+	/* a transfer left over from an earlier test must be over */
+	ASSERT_EQ(0, edu_wait_idle(self->bar))
+		TH_LOG("edu DMA engine stays busy");
+
+	/* three two-page buffers, each followed by an inaccessible page */
+	self->mem = mmap(NULL, MEM_LEN, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->mem);
+	self->a = self->mem;
+	self->b = self->a + BUF_LEN + PSZ;
+	self->c = self->b + BUF_LEN + PSZ;
+	ASSERT_EQ(0, mprotect(self->a + BUF_LEN, PSZ, PROT_NONE));
+	ASSERT_EQ(0, mprotect(self->b + BUF_LEN, PSZ, PROT_NONE));
+	ASSERT_EQ(0, mprotect(self->c + BUF_LEN, PSZ, PROT_NONE));
+	memset(self->a, SENTINEL, BUF_LEN);
+	memset(self->b, SENTINEL, BUF_LEN);
+	memset(self->c, SENTINEL, BUF_LEN);
+
+	test_ioctl_ioas_map_fixed(self->ioas_id, self->a, BUF_LEN, IOVA_A);
+	test_ioctl_ioas_map_fixed(self->ioas_id, self->b, BUF_LEN, IOVA_B);
+}
+
+FIXTURE_TEARDOWN(edu)
+{
+	__u16 cmd;
+
+	if (self->bar) {
+		/* let a running transfer end before the device goes away */
+		edu_wait_idle(self->bar);
+		munmap((void *)self->bar, self->bar_len);
+	}
+	if (self->dev >= 0) {
+		if (!cfg_read16(self->dev, self->cfg_off, PCI_COMMAND, &cmd))
+			cfg_write16(self->dev, self->cfg_off, PCI_COMMAND,
+				    cmd & ~PCI_COMMAND_MASTER);
+		EXPECT_EQ(0, close(self->dev));
+	}
+	if (self->fd >= 0)
+		EXPECT_EQ(0, close(self->fd));
+	self->dev = self->fd = -1;
+	EXPECT_EQ(self->vmpin_start, vmpin_kb());
+	if (self->mem != MAP_FAILED)
+		munmap(self->mem, MEM_LEN);
+}
+
+/* ---------------------------------------------------------------------- */
+/* tests                                                                   */
+/* ---------------------------------------------------------------------- */
+
+TEST_F(edu, registers)
+{
+	__u32 ident = edu_r32(self->bar, EDU_REG_IDENT);
+
+	TH_LOG("edu %s: version %u.%u", self->bdf, ident >> 24,
+	       (ident >> 16) & 0xff);
+	edu_w32(self->bar, EDU_REG_LIVENESS, 0x12345678);
+	EXPECT_EQ(~0x12345678U, edu_r32(self->bar, EDU_REG_LIVENESS));
+	edu_w32(self->bar, EDU_REG_LIVENESS, 0);
+	EXPECT_EQ(~0U, edu_r32(self->bar, EDU_REG_LIVENESS));
+	EXPECT_EQ(0U, edu_r32(self->bar, EDU_REG_DMA_CMD) & EDU_DMA_RUN);
+}
+
+TEST_F(edu, dma_round_trip)
+{
+	/* a whole page: A -> device -> B */
+	fill_pattern(self->a, BUF_LEN, 0x10);
+	dma_to_dev(IOVA_A, 0, EDU_BUF_SIZE);
+	dma_to_ram(0, IOVA_B, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(self->b, self->a, EDU_BUF_SIZE))
+		TH_LOG("B does not hold what the device read from A");
+	expect_untouched(self->b + EDU_BUF_SIZE, BUF_LEN - EDU_BUF_SIZE);
+
+	/* a small window lands exactly where its IOVA says */
+	fill_pattern(self->a, BUF_LEN, 0x20);
+	memset(self->b, SENTINEL, BUF_LEN);
+	dma_to_dev(IOVA_A + 0x100, 0x800, 0x200);
+	dma_to_ram(0x800, IOVA_B + 0x600, 0x200);
+	EXPECT_EQ(0, memcmp(self->b + 0x600, self->a + 0x100, 0x200));
+	expect_untouched(self->b, 0x600);
+	expect_untouched(self->b + 0x800, BUF_LEN - 0x800);
+}
+
+/* the device reaches memfd-backed memory mapped with IOMMU_IOAS_MAP_FILE */
+TEST_F(edu, dma_memfd)
+{
+	__u64 iova = IOVA_D;
+	unsigned char *m;
+	int mfd;
+
+	mfd = memfd_create("iommufd_edu", MFD_CLOEXEC);
+	ASSERT_LE(0, mfd);
+	ASSERT_EQ(0, ftruncate(mfd, BUF_LEN));
+	m = mmap(NULL, BUF_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	memset(m, SENTINEL, BUF_LEN);
+	ASSERT_EQ(0, _test_ioctl_ioas_map_file(self->fd, self->ioas_id, mfd, 0,
+					       BUF_LEN, &iova,
+					       IOMMU_IOAS_MAP_FIXED_IOVA |
+						       IOMMU_IOAS_MAP_READABLE |
+						       IOMMU_IOAS_MAP_WRITEABLE));
+
+	/* A -> device -> the memfd, seen through our shared mapping of it */
+	fill_pattern(self->a, BUF_LEN, 0x50);
+	dma_to_dev(IOVA_A, 0, EDU_BUF_SIZE);
+	dma_to_ram(0, IOVA_D + PSZ, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(m + PSZ, self->a, EDU_BUF_SIZE));
+	expect_untouched(m, PSZ);
+
+	/* and back: what we write into the memfd, the device reads */
+	fill_pattern(m, BUF_LEN, 0x60);
+	memset(self->b, SENTINEL, BUF_LEN);
+	dma_to_dev(IOVA_D, 0, EDU_BUF_SIZE);
+	dma_to_ram(0, IOVA_B, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(self->b, m, EDU_BUF_SIZE));
+
+	test_ioctl_ioas_unmap(self->ioas_id, IOVA_D, BUF_LEN);
+	munmap(m, BUF_LEN);
+	ASSERT_EQ(0, close(mfd));
+}
+
+TEST_F(edu, dma_crosses_page_boundary)
+{
+	/* both transfers straddle the two (separately translated) pages */
+	fill_pattern(self->a, BUF_LEN, 0x30);
+	dma_to_dev(IOVA_A + PSZ - 0x100, 0, 0x200);
+	dma_to_ram(0, IOVA_B + PSZ - 0x80, 0x200);
+	EXPECT_EQ(0, memcmp(self->b + PSZ - 0x80, self->a + PSZ - 0x100,
+			    0x200));
+	expect_untouched(self->b, PSZ - 0x80);
+	expect_untouched(self->b + PSZ + 0x180, BUF_LEN - PSZ - 0x180);
+}
+
+TEST_F(edu, dma_after_unmap)
+{
+	/* while mapped, a device write to A lands */
+	fill_pattern(self->b, BUF_LEN, 0x40);
+	dma_to_dev(IOVA_B, 0, EDU_BUF_SIZE);
+	dma_to_ram(0, IOVA_A, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(self->a, self->b, EDU_BUF_SIZE));
+
+	test_ioctl_ioas_unmap(self->ioas_id, IOVA_A, BUF_LEN);
+
+	/* after unmap the same write must not reach A's memory */
+	memset(self->a, SENTINEL, BUF_LEN);
+	fill_pattern(self->b, BUF_LEN, 0x50);
+	dma_to_dev(IOVA_B, 0, EDU_BUF_SIZE);
+	dma_to_ram(0, IOVA_A, EDU_BUF_SIZE);
+	expect_untouched(self->a, BUF_LEN);
+
+	/* nor may the device read A's memory through the old IOVA */
+	fill_pattern(self->a, BUF_LEN, 0x60);
+	memset(self->b, SENTINEL, BUF_LEN);
+	dma_to_dev(IOVA_A, 0, EDU_BUF_SIZE);
+	dma_to_ram(0, IOVA_B, EDU_BUF_SIZE);
+	EXPECT_GT(EDU_BUF_SIZE / 16,
+		  count_equal(self->b, self->a, EDU_BUF_SIZE))
+		TH_LOG("the device read A's contents through an unmapped "
+		       "IOVA");
+}
+
+TEST_F(edu, dma_to_unmapped_iova)
+{
+	int kfd;
+
+	fill_pattern(self->a, BUF_LEN, 0x70);
+	dma_to_dev(IOVA_A, 0, EDU_BUF_SIZE);
+	memset(self->a, SENTINEL, BUF_LEN);
+
+	kfd = kmsg_open_at_end();
+	dma_to_ram(0, IOVA_NEVER, EDU_BUF_SIZE);
+	/* nothing of ours was hit */
+	expect_untouched(self->a, BUF_LEN);
+	expect_untouched(self->b, BUF_LEN);
+	expect_untouched(self->c, BUF_LEN);
+	log_dmar_fault(kfd, "write to a never mapped IOVA");
+	if (kfd >= 0)
+		close(kfd);
+
+	/* and the device still works afterwards */
+	dma_to_ram(0, IOVA_B, EDU_BUF_SIZE);
+	expect_pattern(self->b, EDU_BUF_SIZE, 0x70);
+}
+
+TEST_F(edu, dma_readonly_mapping)
+{
+	__u64 iova = IOVA_C;
+
+	fill_pattern(self->c, BUF_LEN, 0x80);
+	ASSERT_EQ(0, _test_ioctl_ioas_map(self->fd, self->ioas_id, self->c,
+					  BUF_LEN, &iova,
+					  IOMMU_IOAS_MAP_READABLE |
+						  IOMMU_IOAS_MAP_FIXED_IOVA))
+		TH_LOG("read-only map: %s", strerror(errno));
+
+	/* the device may read C ... */
+	dma_to_dev(IOVA_C, 0, EDU_BUF_SIZE);
+	dma_to_ram(0, IOVA_B, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(self->b, self->c, EDU_BUF_SIZE));
+
+	/* ... but not write it */
+	fill_pattern(self->a, BUF_LEN, 0x90);
+	dma_to_dev(IOVA_A, 0, EDU_BUF_SIZE);
+	dma_to_ram(0, IOVA_C, EDU_BUF_SIZE);
+	expect_pattern(self->c, BUF_LEN, 0x80);
+}
+
+TEST_F(edu, dma_after_detach)
+{
+	fill_pattern(self->b, BUF_LEN, 0xa0);
+	dma_to_dev(IOVA_B, 0, EDU_BUF_SIZE);
+
+	/* detached, the device is blocked though A is still mapped */
+	test_ioctl_vfio_detach(self->dev);
+	dma_to_ram(0, IOVA_A, EDU_BUF_SIZE);
+	expect_untouched(self->a, BUF_LEN);
+
+	/* attached again, the same transfer lands */
+	self->hwpt_id = self->ioas_id;
+	test_ioctl_vfio_attach(self->dev, &self->hwpt_id);
+	dma_to_ram(0, IOVA_A, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(self->a, self->b, EDU_BUF_SIZE));
+}
+
+TEST_F(edu, dma_follows_replace)
+{
+	__u32 ioas2, hwpt2;
+
+	/* a second IOAS maps C at A's IOVA */
+	test_ioctl_ioas_alloc(&ioas2);
+	test_ioctl_ioas_map_fixed(ioas2, self->c, BUF_LEN, IOVA_A);
+
+	fill_pattern(self->b, BUF_LEN, 0xb0);
+	dma_to_dev(IOVA_B, 0, EDU_BUF_SIZE);
+
+	/* after the switch IOVA_A means C */
+	hwpt2 = ioas2;
+	test_ioctl_vfio_attach(self->dev, &hwpt2);
+	EXPECT_NE(self->hwpt_id, hwpt2);
+	dma_to_ram(0, IOVA_A, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(self->c, self->b, EDU_BUF_SIZE));
+	expect_untouched(self->a, BUF_LEN);
+
+	/* and back to A */
+	memset(self->c, SENTINEL, BUF_LEN);
+	self->hwpt_id = self->ioas_id;
+	test_ioctl_vfio_attach(self->dev, &self->hwpt_id);
+	dma_to_ram(0, IOVA_A, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(self->a, self->b, EDU_BUF_SIZE));
+	expect_untouched(self->c, BUF_LEN);
+	test_ioctl_destroy(ioas2);
+}
+
+TEST_F(edu, dma_through_copy)
+{
+	/* IOVA_D becomes a second name for A's pages */
+	test_ioctl_ioas_copy_fixed(self->ioas_id, IOVA_D, self->ioas_id,
+				   IOVA_A, BUF_LEN);
+
+	fill_pattern(self->a, BUF_LEN, 0xc0);
+	dma_to_dev(IOVA_D + PSZ, 0, EDU_BUF_SIZE);
+	dma_to_ram(0, IOVA_B, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(self->b, self->a + PSZ, EDU_BUF_SIZE));
+
+	/* the copy outlives the original mapping */
+	test_ioctl_ioas_unmap(self->ioas_id, IOVA_A, BUF_LEN);
+	memset(self->a, SENTINEL, BUF_LEN);
+	dma_to_ram(0, IOVA_D, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(self->a, self->b, EDU_BUF_SIZE));
+	expect_untouched(self->a + EDU_BUF_SIZE, BUF_LEN - EDU_BUF_SIZE);
+}
+
+TEST_HARNESS_MAIN
