@@ -63,7 +63,121 @@ pub enum Cap {
     /// The IOMMU can make every DMA of the device snoop CPU caches, whatever the device asks
     /// for (it can block PCIe No-Snoop): see [`Domain::enforce_cache_coherency`].
     EnforceCacheCoherency = bindings::iommu_cap_IOMMU_CAP_ENFORCE_CACHE_COHERENCY,
+    /// The IOMMU can track which IOVAs the device wrote to.
+    DirtyTracking = bindings::iommu_cap_IOMMU_CAP_DIRTY_TRACKING,
+    /// The IOMMU lets the device use PCIe ATS.
+    PciAtsSupported = bindings::iommu_cap_IOMMU_CAP_PCI_ATS_SUPPORTED,
 }
+
+/// Whether `dev` can issue PCIe No-Snoop DMA, whose writes bypass CPU caches.
+///
+/// A PCIe function can unless the "Enable No Snoop" bit of its Device Control register is
+/// hard-wired to zero; finding out writes the bit, so the caller must own the device (no
+/// driver or user may be using it). A conventional PCI function cannot. A device that is not
+/// PCI is assumed to be able to.
+pub fn device_can_no_snoop(dev: &Device) -> bool {
+    // SAFETY: `dev` is a valid device.
+    if !unsafe { bindings::dev_is_pci(dev.as_raw()) } {
+        return true;
+    }
+    // SAFETY: A PCI device's `struct device` is embedded in its `struct pci_dev`.
+    let pdev = unsafe { crate::container_of!(dev.as_raw(), bindings::pci_dev, dev) };
+    // SAFETY: `pdev` is a valid PCI device for the duration of the call.
+    if unsafe { bindings::pci_find_capability(pdev, bindings::PCI_CAP_ID_EXP as i32) } == 0 {
+        return false;
+    }
+    let reg = bindings::PCI_EXP_DEVCTL as i32;
+    let bit = bindings::PCI_EXP_DEVCTL_NOSNOOP_EN as u16;
+    let mut ctl: u16 = 0;
+    // SAFETY: As above; `ctl` is valid for writes.
+    if unsafe { bindings::pcie_capability_read_word(pdev, reg, &mut ctl) } != 0 {
+        // Cannot tell: assume the worst.
+        return true;
+    }
+    if ctl & bit != 0 {
+        return true;
+    }
+    let mut probed: u16 = 0;
+    // SAFETY: As above; the caller owns the device, so nobody else uses the register meanwhile,
+    // and it is restored right after.
+    unsafe {
+        bindings::pcie_capability_write_word(pdev, reg, ctl | bit);
+        bindings::pcie_capability_read_word(pdev, reg, &mut probed);
+        bindings::pcie_capability_write_word(pdev, reg, ctl);
+    }
+    probed & bit != 0
+}
+
+/// What an IOMMU driver reports about its hardware for a device (the `hw_info` op): a blob in
+/// a driver-specific format, freed on drop.
+///
+/// # Invariants
+///
+/// `data` points to `len` bytes allocated with `kmalloc` by the driver, owned by this object.
+pub struct HwInfo {
+    /// The report.
+    data: NonNull<u8>,
+    /// Its length.
+    len: usize,
+    /// Its format (`enum iommu_hw_info_type`).
+    kind: u32,
+}
+
+impl HwInfo {
+    /// The report, for `dev`, in format `kind` (`IOMMU_HW_INFO_TYPE_DEFAULT`: the driver's
+    /// usual one). `None` if the IOMMU driver has no report; `EOPNOTSUPP` and the like if it
+    /// cannot give one in that format; `ENODEV` if no IOMMU translates for `dev`.
+    pub fn get(dev: &Device, kind: u32) -> Result<Option<Self>> {
+        // SAFETY: `dev` is valid; `iommu` is set once an IOMMU driver probed it and stays while
+        // the device has a group, which the caller's use of the device implies.
+        let iommu = unsafe { (*dev.as_raw()).iommu };
+        if iommu.is_null() {
+            return Err(ENODEV);
+        }
+        // SAFETY: A probed device's `dev_iommu` points to its IOMMU instance, whose `ops` are
+        // the driver's static table.
+        let hw_info = unsafe { (*(*(*iommu).iommu_dev).ops).hw_info };
+        let Some(hw_info) = hw_info else {
+            return Ok(None);
+        };
+        let mut len: u32 = 0;
+        let mut kind = kind;
+        // SAFETY: The op takes a probed device and two valid output pointers; it returns a
+        // kmalloc'ed buffer or an error pointer.
+        let data = from_err_ptr(unsafe { hw_info(dev.as_raw(), &mut len, &mut kind) })?;
+        let data = NonNull::new(data.cast::<u8>()).ok_or(ENOMEM)?;
+        // INVARIANT: The driver allocated `len` bytes and handed them over.
+        Ok(Some(Self {
+            data,
+            len: len as usize,
+            kind,
+        }))
+    }
+
+    /// The format of the report (`enum iommu_hw_info_type`).
+    pub fn kind(&self) -> u32 {
+        self.kind
+    }
+
+    /// The report.
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: By the type invariant `data` holds `len` initialised bytes we own.
+        unsafe { core::slice::from_raw_parts(self.data.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for HwInfo {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own the kmalloc'ed buffer.
+        unsafe { bindings::kfree(self.data.as_ptr().cast()) };
+    }
+}
+
+// SAFETY: The buffer is plain memory owned by the object.
+unsafe impl Send for HwInfo {}
+
+// SAFETY: Shared references only read it.
+unsafe impl Sync for HwInfo {}
 
 /// Whether the IOMMU behind `dev` has capability `cap` for it. `false` if no IOMMU translates
 /// for the device.

@@ -374,7 +374,7 @@ impl PinCharge {
                         .checked_add(npages as c_ulong)
                         .filter(|&new| new <= limit)
                         .ok_or(ENOMEM)?;
-                    match locked.cmpxchg(cur, new as _, Relaxed) {
+                    match locked.cmpxchg(cur, new as LongCounter, Relaxed) {
                         Ok(_) => break,
                         Err(seen) => cur = seen,
                     }
