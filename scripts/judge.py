@@ -27,11 +27,13 @@ REQUIRED_SUITES = {
     "iommufd_rs_ioctl": None,
     "iommufd_rs_iova": None,
     "iommufd_rs_object": None,
-    # The kernel crate's doctests, ours included (the XArray reservation).
-    "rust_doctests_kernel": re.compile(r"xarray"),
+    "iommufd_rs_coherency": None,
+    # The kernel crate's doctests, ours included (the XArray reservation,
+    # the notifier chain).
+    "rust_doctests_kernel": re.compile(r"xarray|notifier"),
 }
 KSELFTESTS = ["iommufd", "iommufd_ioas", "iommufd_fail_nth", "iommufd_device",
-              "iommufd_edu", "kvm_vcpu"]
+              "iommufd_edu", "iommufd_coherency", "kvm_vcpu"]
 # guest/check.sh records this many steps when it runs to the end.
 MIN_STEPS = 8
 SPLATS = re.compile(

@@ -62,7 +62,8 @@ step "kvm_amd or kvm_intel loaded" \
 
 for prog in "$kst"/iommufd/iommufd "$kst"/iommufd/iommufd_ioas \
 	    "$kst"/iommufd/iommufd_fail_nth "$kst"/iommufd/iommufd_device \
-	    "$kst"/iommufd/iommufd_edu "$kst"/iommufd/kvm_vcpu; do
+	    "$kst"/iommufd/iommufd_edu "$kst"/iommufd/iommufd_coherency \
+	    "$kst"/iommufd/kvm_vcpu; do
 	name=$(basename "$prog")
 	echo "# $(cut -d' ' -f1 /proc/uptime) kselftest $name" >> "$out/steps.log"
 	(cd "$(dirname "$prog")" && timeout 300 "$prog") > "$out/$name.tap" 2>&1

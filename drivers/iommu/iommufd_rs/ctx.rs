@@ -22,6 +22,7 @@ use kernel::{
         PinCharge, //
     },
     new_mutex,
+    notifier::BlockingNotifierHead,
     prelude::*,
     sync::{
         atomic::{
@@ -39,6 +40,9 @@ use kernel::{
         iommufd_option_ops_IOMMU_OPTION_OP_SET as OP_SET, //
     },
 };
+
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use kernel::notifier::Subscriber;
 
 use crate::{
     device,
@@ -64,6 +68,16 @@ pub(crate) struct Ctx {
     /// The IOMMU groups of the devices bound to this context.
     #[pin]
     pub(crate) groups: Mutex<KVec<Arc<device::IGroup>>>,
+    /// Subscribers to the context's coherency state: called with 1 or 0 ("some bound device
+    /// does non-coherent DMA now" or not) after every attach, replace, detach and unbind.
+    #[pin]
+    pub(crate) coherency: BlockingNotifierHead,
+    /// How many bound devices last published "non-coherent DMA present".
+    noncoherent_devices: Atomic<u32>,
+    /// A subscriber on `coherency` that counts events, for tests.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    #[pin]
+    pub(crate) test_events: Subscriber<crate::device::EventLog>,
     /// How pinned pages will be charged (`IOMMU_OPTION_RLIMIT_MODE`): to the mm's `pinned_vm`
     /// (true) or to the user's `locked_vm` (false, the default). Changes only while the context
     /// holds no object.
@@ -78,13 +92,28 @@ impl MiscDevice for Ctx {
         let ctx = KBox::pin_init(
             pin_init!(Self {
                 objects <- ObjectTable::new(),
-                file: file as *const File,
+                file: core::ptr::from_ref(file),
                 groups <- new_mutex!(KVec::new(), "Ctx::groups"),
+                coherency <- BlockingNotifierHead::new(),
+                noncoherent_devices: Atomic::new(0),
+                #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+                test_events <- Subscriber::new(crate::device::EventLog::new()),
                 account_to_mm: Atomic::new(false),
             }),
             GFP_KERNEL,
         )?;
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        // SAFETY: The subscriber lives in the context, which unregisters it before it goes
+        // (`release`).
+        unsafe { ctx.coherency.register(ctx.test_events.as_block()) }?;
         Ok(ctx)
+    }
+
+    fn release(ctx: Pin<KBox<Ctx>>, _file: &File) {
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        // SAFETY: Registered in `open`.
+        let _ = unsafe { ctx.coherency.unregister(ctx.test_events.as_block()) };
+        drop(ctx);
     }
 
     fn ioctl(me: Pin<&Ctx>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
@@ -104,6 +133,20 @@ impl Ctx {
     pub(crate) fn file(&self) -> &File {
         // SAFETY: The file outlives its context (see the field).
         unsafe { &*self.file }
+    }
+
+    /// Whether some bound device does non-coherent DMA now (as last published).
+    pub(crate) fn noncoherent_dma(&self) -> bool {
+        self.noncoherent_devices.load(Relaxed) != 0
+    }
+
+    /// Records that a bound device's published state went from `!now` to `now`.
+    pub(crate) fn count_noncoherent(&self, now: bool) {
+        if now {
+            self.noncoherent_devices.fetch_add(1, Relaxed);
+        } else {
+            self.noncoherent_devices.fetch_sub(1, Relaxed);
+        }
     }
 
     /// A new bill for pages pinned on behalf of the caller, in the context's accounting mode.

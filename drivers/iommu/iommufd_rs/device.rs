@@ -11,6 +11,7 @@
 //! While attached, a device's reserved regions (such as the MSI window) are reserved in the
 //! IOAS, which then never maps them.
 
+use core::mem::offset_of;
 use kernel::{
     device::Device,
     iommu::domain::{
@@ -22,19 +23,53 @@ use kernel::{
         ReservedKind, //
     },
     new_mutex,
+    notifier::{
+        BlockingNotifierHead,
+        NotifierBlock,
+        NotifierCallback, //
+    },
     prelude::*,
     sync::{
         aref::ARef,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         Arc,
         Mutex, //
     },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi::{
+        iommu_hw_info,
+        iommu_hw_info_type_IOMMU_HW_INFO_TYPE_DEFAULT as HW_INFO_TYPE_DEFAULT,
+        iommu_hw_info_type_IOMMU_HW_INFO_TYPE_NONE as HW_INFO_TYPE_NONE,
+        iommufd_hw_capabilities_IOMMU_HW_CAP_DIRTY_TRACKING as CAP_DIRTY_TRACKING,
+        iommufd_hw_capabilities_IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED as CAP_PCI_ATS_NOT_SUPPORTED,
+        iommufd_hw_info_flags_IOMMU_HW_INFO_FLAG_INPUT_TYPE as HW_INFO_FLAG_INPUT_TYPE,
+        IOMMU_HW_CAP_DEFAULT_COHERENT,
+        IOMMU_HW_CAP_ENFORCE_COHERENCY,
+        IOMMU_HW_CAP_NONCOHERENT_DMA,
+        IOMMU_HW_CAP_NO_SNOOP, //
+    },
 };
 
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use kernel::notifier::Subscriber;
+
 use crate::{
+    coherency::{
+        self,
+        Mode, //
+    },
     ctx::Ctx,
     hwpt::HwptPaging,
     ioas::Ioas,
-    object::ObjRef, //
+    ioctl::Ucmd,
+    object::ObjRef,
+    uapi, //
 };
 
 /// The IOMMU group of bound devices, with what it is attached to.
@@ -108,6 +143,7 @@ pub(crate) fn ctx_has_group(ctx: &Ctx, group: &Group) -> bool {
 }
 
 /// A device bound to a context: the object VFIO gets when it binds.
+#[pin_data(PinnedDrop)]
 pub(crate) struct IDevice {
     /// The device.
     dev: ARef<Device>,
@@ -115,20 +151,108 @@ pub(crate) struct IDevice {
     group: Arc<IGroup>,
     /// The DMA ownership of the device, claimed at bind; released when the object goes.
     owner: DmaOwner,
+    /// Whether its IOMMU can force its DMA to snoop CPU caches.
+    iommu_can_enforce: bool,
+    /// Whether probing found that it can issue No-Snoop DMA.
+    probed_no_snoop: bool,
+    /// Whether it counts as able to issue No-Snoop DMA: what probing found, unless a test
+    /// overrode it (`IOMMU_TEST_DEVICE_NO_SNOOP`, only while not attached).
+    no_snoop: Atomic<bool>,
+    /// Subscribers to its coherency state: called with 1 or 0 ("does non-coherent DMA now" or
+    /// not) after every attach, replace, detach and unbind.
+    #[pin]
+    coherency: BlockingNotifierHead,
+    /// The state last published on `coherency`.
+    published: Atomic<bool>,
+    /// A subscriber on `coherency` that counts events, for tests.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    #[pin]
+    test_events: Subscriber<EventLog>,
+}
+
+#[pinned_drop]
+impl PinnedDrop for IDevice {
+    fn drop(self: Pin<&mut Self>) {
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        // SAFETY: Registered when the device was bound.
+        let _ = unsafe { self.coherency.unregister(self.test_events.as_block()) };
+    }
+}
+
+/// Counts the events a notifier chain publishes (a test subscriber).
+pub(crate) struct EventLog {
+    /// Events seen.
+    events: Atomic<u32>,
+    /// The last one.
+    last: Atomic<u32>,
+}
+
+impl EventLog {
+    /// No event yet.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), expect(dead_code))]
+    pub(crate) fn new() -> Self {
+        Self {
+            events: Atomic::new(0),
+            last: Atomic::new(0),
+        }
+    }
+
+    /// The number of events seen and the last one.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), expect(dead_code))]
+    pub(crate) fn read(&self) -> (u32, u32) {
+        (self.events.load(Relaxed), self.last.load(Relaxed))
+    }
+}
+
+impl NotifierCallback for EventLog {
+    fn notify(&self, event: u64) {
+        self.last.store(event as u32, Relaxed);
+        self.events.fetch_add(1, Relaxed);
+    }
 }
 
 impl IDevice {
+    /// The device.
+    pub(crate) fn device(&self) -> &Device {
+        &self.dev
+    }
+
+    /// Whether its IOMMU can force its DMA to snoop CPU caches.
+    pub(crate) fn iommu_can_enforce(&self) -> bool {
+        self.iommu_can_enforce
+    }
+
+    /// Whether it can issue No-Snoop DMA.
+    pub(crate) fn no_snoop(&self) -> bool {
+        self.no_snoop.load(Relaxed)
+    }
+
+    /// Whether it does non-coherent DMA now: attached to an HWPT that does not enforce
+    /// coherency, and able to issue No-Snoop.
+    pub(crate) fn noncoherent_dma(&self) -> bool {
+        let state = self.group.state.lock();
+        let enforcing = match &state.hwpt {
+            Some((_, hwpt)) if state.attached.contains(&self.key()) => Some(hwpt.is_enforcing()),
+            _ => None,
+        };
+        coherency::noncoherent_dma(enforcing, self.no_snoop())
+    }
+
     /// The device's key in its group's attach state and in reserved-range owners.
     fn key(&self) -> usize {
-        self as *const Self as usize
+        core::ptr::from_ref(self) as usize
     }
 
     /// Attaches the device to the HWPT `hwpt`, whose id is `id`.
     ///
-    /// `EINVAL` if the HWPT's domain does not suit the device, or the group is attached to
-    /// another HWPT; `EBUSY` if the device is attached already; `EADDRINUSE` if one of the
+    /// `EINVAL` if the HWPT's domain does not suit the device (its IOMMU cannot enforce
+    /// coherency for it, or the HWPT is coherent and the device would do non-coherent DMA through
+    /// it), or the group is attached to another HWPT; `EBUSY` if the device is attached already; `EADDRINUSE` if one of the
     /// device's reserved regions is mapped in the IOAS.
     fn attach_hwpt(&self, id: u32, hwpt: ObjRef<HwptPaging>) -> Result {
+        if !hwpt.mode().admits(hwpt.is_enforcing(), self.no_snoop()) {
+            return Err(EINVAL);
+        }
         let mut state = self.group.state.lock();
         if state.attached.contains(&self.key()) {
             return Err(EBUSY);
@@ -232,17 +356,34 @@ impl Bound {
             return Err(EINVAL);
         }
         let group = Group::of_device(dev).ok_or(ENODEV)?;
-        let owner = DmaOwner::claim(dev, ctx as *const Ctx as *const c_void)?;
+        let owner = DmaOwner::claim(dev, core::ptr::from_ref(ctx).cast())?;
+        // Probing writes the device's control register: only now that we own it.
+        let probed = domain::device_can_no_snoop(dev);
         let group = IGroup::get(ctx, group)?;
-        let idev = Arc::new(
-            IDevice {
+        let idev_group = group.clone();
+        let idev = Arc::pin_init(
+            pin_init!(IDevice {
                 dev: dev.into(),
-                group: group.clone(),
+                group: idev_group,
                 owner,
-            },
+                iommu_can_enforce: domain::device_capable(dev, Cap::EnforceCacheCoherency),
+                probed_no_snoop: probed,
+                no_snoop: Atomic::new(probed),
+                coherency <- BlockingNotifierHead::new(),
+                published: Atomic::new(false),
+                #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+                test_events <- Subscriber::new(EventLog::new()),
+            }),
             GFP_KERNEL,
         );
-        let published = idev.map_err(Error::from).and_then(|idev| {
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        let idev = idev.and_then(|idev| {
+            // SAFETY: The subscriber lives in the device object, which unregisters it when it
+            // is dropped.
+            unsafe { idev.coherency.register(idev.test_events.as_block()) }?;
+            Ok(idev)
+        });
+        let published = idev.and_then(|idev| {
             let slot = ctx.objects.reserve()?;
             let id = slot.id();
             Ok((id, slot.publish_held(idev)?))
@@ -273,6 +414,44 @@ impl Bound {
         }
     }
 
+    /// Tells the device's and the context's subscribers the device's coherency state, after
+    /// anything that may have changed it.
+    fn publish(&self) {
+        let ctx = self.ctx();
+        let idev = &*self.idev;
+        let now = idev.noncoherent_dma();
+        if idev.published.xchg(now, Relaxed) != now {
+            ctx.count_noncoherent(now);
+        }
+        idev.coherency.call_chain(u64::from(now));
+        ctx.coherency.call_chain(u64::from(ctx.noncoherent_dma()));
+    }
+
+    /// Whether the device does non-coherent DMA now.
+    pub(crate) fn noncoherent_dma(&self) -> bool {
+        self.idev.noncoherent_dma()
+    }
+
+    /// Adds `nb` to the device's coherency subscribers.
+    ///
+    /// # Safety
+    ///
+    /// As for [`BlockingNotifierHead::register`]; the block must be removed before unbind.
+    pub(crate) unsafe fn coherency_register(&self, nb: *mut NotifierBlock) -> Result {
+        // SAFETY: As the caller guarantees.
+        unsafe { self.idev.coherency.register(nb) }
+    }
+
+    /// Removes `nb` from the device's coherency subscribers.
+    ///
+    /// # Safety
+    ///
+    /// `nb` is a valid notifier block.
+    pub(crate) unsafe fn coherency_unregister(&self, nb: *mut NotifierBlock) -> Result {
+        // SAFETY: As the caller guarantees.
+        unsafe { self.idev.coherency.unregister(nb) }
+    }
+
     /// Unbinds the device, detaching it first if needed.
     pub(crate) fn unbind(self: KBox<Self>) {
         self.detach();
@@ -287,6 +466,13 @@ impl Bound {
     /// that suits the device, made if needed). Returns the HWPT's id. `ENOENT` if there is no
     /// object `pt_id`, `EINVAL` if it is of another type.
     pub(crate) fn attach(&self, pt_id: u32) -> Result<u32> {
+        let res = self.do_attach(pt_id);
+        self.publish();
+        res
+    }
+
+    /// [`Self::attach`], without telling subscribers.
+    fn do_attach(&self, pt_id: u32) -> Result<u32> {
         let ctx = self.ctx();
         if let Ok(hwpt) = ctx.objects.get::<HwptPaging>(pt_id) {
             self.idev.attach_hwpt(pt_id, hwpt)?;
@@ -298,10 +484,19 @@ impl Bound {
             Err(_) if ctx.objects.contains(pt_id) => return Err(EINVAL),
             Err(e) => return Err(e),
         };
+        let idev = &*self.idev;
         for id in ioas.auto_hwpts()?.iter().copied() {
             let Ok(hwpt) = ctx.objects.get::<HwptPaging>(id) else {
                 continue;
             };
+            // Share only an HWPT the IOAS's mode would make for this device.
+            if !hwpt.mode().auto_fits(
+                hwpt.is_enforcing(),
+                idev.iommu_can_enforce(),
+                idev.no_snoop(),
+            ) {
+                continue;
+            }
             match self.idev.attach_hwpt(id, hwpt) {
                 Ok(()) => return Ok(id),
                 // The domain does not suit the device: try the next one.
@@ -309,7 +504,7 @@ impl Bound {
                 Err(e) => return Err(e),
             }
         }
-        let hwpt = HwptPaging::new(ioas.clone(), &self.idev.dev, true)?;
+        let hwpt = HwptPaging::new(ioas.clone(), idev, true, ioas.mode())?;
         let slot = ctx.objects.reserve()?;
         let id = slot.id();
         let hwpt = slot.publish_held(hwpt)?;
@@ -329,8 +524,15 @@ impl Bound {
     /// Moves the device to `pt_id` (as for [`Self::attach`]); if it fails, the device stays
     /// where it was. Returns the new HWPT's id.
     pub(crate) fn replace(&self, pt_id: u32) -> Result<u32> {
+        let res = self.do_replace(pt_id);
+        self.publish();
+        res
+    }
+
+    /// [`Self::replace`], without telling subscribers.
+    fn do_replace(&self, pt_id: u32) -> Result<u32> {
         let Some((old_id, old)) = self.idev.attached_hwpt() else {
-            return self.attach(pt_id);
+            return self.do_attach(pt_id);
         };
         if old_id == pt_id {
             return Ok(pt_id);
@@ -339,7 +541,7 @@ impl Bound {
             // `old` still holds a use, so this never destroys it.
             release_hwpt(self.ctx(), id, hwpt);
         }
-        match self.attach(pt_id) {
+        match self.do_attach(pt_id) {
             Ok(id) => {
                 release_hwpt(self.ctx(), old_id, old);
                 Ok(id)
@@ -358,5 +560,116 @@ impl Bound {
         if let Some((id, hwpt)) = self.idev.detach_hwpt() {
             release_hwpt(self.ctx(), id, hwpt);
         }
+        self.publish();
     }
+}
+
+/// `IOMMU_GET_HW_INFO`: describes the IOMMU behind a bound device (the IOMMU driver's report)
+/// and, as our extension, the device's coherency: what its IOMMU can enforce, whether it can
+/// issue No-Snoop, the default policy for it and whether it does non-coherent DMA now.
+pub(crate) fn get_hw_info(ctx: &Ctx, cmd: &mut uapi::HwInfo, ucmd: &Ucmd) -> Result {
+    if cmd.0.flags & !HW_INFO_FLAG_INPUT_TYPE != 0 || cmd.0.__reserved != [0; 3] {
+        return Err(EOPNOTSUPP);
+    }
+    // SAFETY: Both members of the union are `u32`s.
+    let mut kind = unsafe { cmd.0.__bindgen_anon_1.in_data_type };
+    if cmd.0.flags & HW_INFO_FLAG_INPUT_TYPE == 0 {
+        kind = HW_INFO_TYPE_DEFAULT;
+    }
+    let idev = ctx.objects.get::<IDevice>(cmd.0.dev_id)?;
+    let info = domain::HwInfo::get(&idev.dev, kind)?;
+    let (data, out_kind) = match &info {
+        Some(info) if info.kind() == HW_INFO_TYPE_NONE => return Err(EOPNOTSUPP),
+        Some(info) => (info.as_bytes(), info.kind()),
+        None => (&[][..], HW_INFO_TYPE_NONE),
+    };
+    let user_len = cmd.0.data_len as usize;
+    let copy = user_len.min(data.len());
+    let mut writer =
+        UserSlice::new(UserPtr::from_addr(cmd.0.data_uptr as usize), user_len).writer();
+    writer.write_slice(&data[..copy])?;
+    // Zero whatever of the user's buffer the report does not fill.
+    let zeros = [0u8; 64];
+    let mut rest = user_len - copy;
+    while rest > 0 {
+        let n = rest.min(zeros.len());
+        writer.write_slice(&zeros[..n])?;
+        rest -= n;
+    }
+    cmd.0.data_len = u32::try_from(data.len()).map_err(|_| EOVERFLOW)?;
+    cmd.0.__bindgen_anon_1.out_data_type = out_kind;
+
+    let dev = &*idev.dev;
+    let mut caps = 0u64;
+    if domain::device_capable(dev, Cap::DirtyTracking) {
+        caps |= u64::from(CAP_DIRTY_TRACKING);
+    }
+    if !domain::device_capable(dev, Cap::PciAtsSupported) {
+        caps |= u64::from(CAP_PCI_ATS_NOT_SUPPORTED);
+    }
+    if idev.iommu_can_enforce() {
+        caps |= IOMMU_HW_CAP_ENFORCE_COHERENCY as u64;
+    }
+    if idev.no_snoop() {
+        caps |= IOMMU_HW_CAP_NO_SNOOP;
+    }
+    if Mode::Auto.enforce(idev.iommu_can_enforce(), idev.no_snoop()) == Ok(true) {
+        caps |= IOMMU_HW_CAP_DEFAULT_COHERENT;
+    }
+    if idev.noncoherent_dma() {
+        caps |= IOMMU_HW_CAP_NONCOHERENT_DMA;
+    }
+    cmd.0.out_capabilities = caps;
+    // PASIDs are not supported, so none is reported.
+    cmd.0.out_max_pasid_log2 = 0;
+    ucmd.respond(cmd)
+}
+
+/// `IOMMU_TEST_DEVICE_NO_SNOOP` (test kernels only): declares a bound, unattached device able
+/// (or, back to what probing found, unable) to issue No-Snoop DMA.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+pub(crate) fn test_no_snoop(ctx: &Ctx, cmd: &mut uapi::TestDeviceNoSnoop) -> Result {
+    use kernel::capability::{
+        capable,
+        Capability, //
+    };
+    if !capable(Capability::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if cmd.0.__reserved != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    let value = match cmd.0.no_snoop {
+        0 => false,
+        1 => true,
+        _ => return Err(EINVAL),
+    };
+    let idev = ctx.objects.get::<IDevice>(cmd.0.dev_id)?;
+    let state = idev.group.state.lock();
+    if state.attached.contains(&idev.key()) {
+        return Err(EBUSY);
+    }
+    idev.no_snoop.store(value || idev.probed_no_snoop, Relaxed);
+    Ok(())
+}
+
+/// Keeps the size of `struct iommu_hw_info` and the offset the C driver checks in sync.
+const _: () = assert!(offset_of!(iommu_hw_info, out_capabilities) == 32);
+
+/// `IOMMU_TEST_COHERENCY_EVENTS` (test kernels only): how many coherency events the test
+/// subscriber of a device (or, for id 0, of the context) saw, and the last one.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+pub(crate) fn test_events(ctx: &Ctx, cmd: &mut uapi::TestCoherencyEvents, ucmd: &Ucmd) -> Result {
+    let (events, last) = if cmd.0.dev_id == 0 {
+        ctx.test_events.inner().read()
+    } else {
+        ctx.objects
+            .get::<IDevice>(cmd.0.dev_id)?
+            .test_events
+            .inner()
+            .read()
+    };
+    cmd.0.out_events = events;
+    cmd.0.out_state = last;
+    ucmd.respond(cmd)
 }

@@ -9,15 +9,26 @@
 //! device.
 
 use kernel::{
-    device::Device,
     iommu::domain::Domain,
     prelude::*,
-    sync::Arc, //
+    sync::Arc,
+    uapi::iommu_hwpt_data_type_IOMMU_HWPT_DATA_NONE as DATA_NONE, //
 };
 
 use crate::{
+    coherency::{
+        self,
+        Mode, //
+    },
+    ctx::Ctx,
+    device::IDevice,
     ioas::Ioas,
-    object::ObjRef, //
+    ioctl::Ucmd,
+    object::{
+        ObjRef, //
+        Object,
+    },
+    uapi, //
 };
 
 /// A paging HWPT.
@@ -29,17 +40,35 @@ pub(crate) struct HwptPaging {
     /// Whether the kernel made it for an attach to the IOAS (and destroys it after the last
     /// detach).
     auto: bool,
+    /// Its coherency mode.
+    mode: Mode,
+    /// Whether the IOMMU forces DMA through it to snoop CPU caches.
+    enforcing: bool,
 }
 
 impl HwptPaging {
-    /// A new HWPT for `dev`, filled with every mapping of `ioas`.
-    pub(crate) fn new(ioas: ObjRef<Ioas>, dev: &Device, auto: bool) -> Result<Arc<Self>> {
-        let domain = Arc::new(Domain::new_paging(dev)?, GFP_KERNEL_ACCOUNT)?;
+    /// A new HWPT in coherency mode `mode` for the device `idev`, filled with every mapping of
+    /// `ioas`. `EINVAL` if no HWPT in that mode can take the device.
+    pub(crate) fn new(
+        ioas: ObjRef<Ioas>,
+        idev: &IDevice,
+        auto: bool,
+        mode: Mode,
+    ) -> Result<Arc<Self>> {
+        let enforcing = mode.enforce(idev.iommu_can_enforce(), idev.no_snoop())?;
+        let domain = Domain::new_paging(idev.device())?;
+        // Only possible on an empty domain, so before it is filled.
+        if enforcing {
+            domain.enforce_cache_coherency()?;
+        }
+        let domain = Arc::new(domain, GFP_KERNEL_ACCOUNT)?;
         let hwpt = Arc::new(
             Self {
                 ioas,
                 domain: domain.clone(),
                 auto,
+                mode,
+                enforcing,
             },
             GFP_KERNEL_ACCOUNT,
         )?;
@@ -67,6 +96,43 @@ impl HwptPaging {
     pub(crate) fn is_auto(&self) -> bool {
         self.auto
     }
+
+    /// Its coherency mode.
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether it makes the IOMMU force snooping.
+    pub(crate) fn is_enforcing(&self) -> bool {
+        self.enforcing
+    }
+}
+
+/// `IOMMU_HWPT_ALLOC`: creates a paging HWPT on an IOAS for a device, optionally with a
+/// coherency mode (our extension); returns its id.
+///
+/// Nesting, dirty tracking, fault reporting, PASID-compatible HWPTs and driver-specific data are
+/// not supported (`EOPNOTSUPP`).
+pub(crate) fn alloc(ctx: &Ctx, cmd: &mut uapi::HwptAlloc, ucmd: &Ucmd) -> Result {
+    let c = &cmd.0;
+    if c.__reserved != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if (c.data_type == DATA_NONE) != (c.data_len == 0) {
+        return Err(EINVAL);
+    }
+    let idev = ctx.objects.get::<IDevice>(c.dev_id)?;
+    // Anything but an IOAS (a missing object included) is EINVAL, as upstream.
+    let ioas = ctx.objects.get::<Ioas>(c.pt_id).map_err(|_| EINVAL)?;
+    if c.flags & !coherency::FLAGS != 0 || c.data_type != DATA_NONE {
+        return Err(EOPNOTSUPP);
+    }
+    let mode = Mode::from_flags(c.flags, ioas.mode())?;
+    let hwpt = HwptPaging::new(ioas, &idev, false, mode)?;
+    let slot = ctx.objects.reserve()?;
+    cmd.0.out_hwpt_id = slot.id();
+    ucmd.respond(cmd)?;
+    slot.publish(Object::Hwpt(hwpt))
 }
 
 impl Drop for HwptPaging {

@@ -511,8 +511,7 @@ impl IovaSpace {
             start: PAGE,
             last: u64::MAX - PAGE,
         };
-        let mut spans = AllowedSpans::new(&self.allowed, whole);
-        while let Some(span) = spans.next() {
+        for span in AllowedSpans::new(&self.allowed, whole) {
             let mut start = span.start;
             if !fits(&mut start, span.last, length, align, page_offset) {
                 continue;
@@ -683,8 +682,9 @@ impl IovaSpace {
             )?;
         }
         let owner = Arc::as_ptr(&domain) as usize;
-        self.add_reserved(owner, &outside)?;
+        // Everything that can fail on its own before the reservation, which is undone below.
         self.domains.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        self.add_reserved(owner, &outside)?;
 
         let first = self.domains.is_empty();
         let mut done: Option<u64> = None;

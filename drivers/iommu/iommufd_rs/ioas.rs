@@ -39,6 +39,10 @@ use kernel::{
 };
 
 use crate::{
+    coherency::{
+        self,
+        Mode, //
+    },
     ctx::Ctx,
     io_pagetable::{
         IovaRange,
@@ -62,18 +66,26 @@ pub(crate) struct Ioas {
     /// attaches try first.
     #[pin]
     auto_hwpts: Mutex<KVec<u32>>,
+    /// The coherency mode of its HWPTs (by default).
+    mode: Mode,
 }
 
 impl Ioas {
-    /// Creates an empty IOAS.
-    pub(crate) fn new() -> Result<Arc<Self>> {
+    /// Creates an empty IOAS whose HWPTs have coherency mode `mode` by default.
+    pub(crate) fn new(mode: Mode) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 iova <- new_mutex!(IovaSpace::new(), "Ioas::iova"),
                 auto_hwpts <- new_mutex!(KVec::new(), "Ioas::auto_hwpts"),
+                mode,
             }),
             GFP_KERNEL_ACCOUNT,
         )
+    }
+
+    /// The coherency mode of the IOAS.
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// Makes `domain` mirror the IOAS (see [`IovaSpace::add_domain`]).
@@ -142,13 +154,15 @@ impl Ioas {
     }
 }
 
-/// `IOMMU_IOAS_ALLOC`: creates an IOAS and returns its id.
+/// `IOMMU_IOAS_ALLOC`: creates an IOAS and returns its id. The flags may ask for a coherency
+/// mode (our extension).
 pub(crate) fn alloc(ctx: &Ctx, cmd: &mut uapi::IoasAlloc, ucmd: &Ucmd) -> Result {
-    if cmd.0.flags != 0 {
+    if cmd.0.flags & !coherency::FLAGS != 0 {
         return Err(EOPNOTSUPP);
     }
+    let mode = Mode::from_flags(cmd.0.flags, Mode::Auto)?;
     let slot = ctx.objects.reserve()?;
-    let ioas = Ioas::new()?;
+    let ioas = Ioas::new(mode)?;
     cmd.0.out_ioas_id = slot.id();
     // The id becomes visible only once userspace has been told it; if that fails, dropping the
     // slot gives the id back and the IOAS is freed.

@@ -34,6 +34,8 @@ use crate::{
         self,
         Ctx, //
     },
+    device,
+    hwpt,
     ioas, //
     uapi,
 };
@@ -60,6 +62,16 @@ pub(crate) const IOMMU_IOAS_IOVA_RANGES: u32 =
     iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_IOVA_RANGES);
 /// `IOMMU_IOAS_MAP`.
 pub(crate) const IOMMU_IOAS_MAP: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_MAP);
+/// `IOMMU_HWPT_ALLOC`.
+pub(crate) const IOMMU_HWPT_ALLOC: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_HWPT_ALLOC);
+/// `IOMMU_GET_HW_INFO`.
+pub(crate) const IOMMU_GET_HW_INFO: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_GET_HW_INFO);
+/// `IOMMU_TEST_DEVICE_NO_SNOOP` (our test-only extension).
+pub(crate) const IOMMU_TEST_DEVICE_NO_SNOOP: u32 =
+    iommufd_cmd(kernel::uapi::IOMMUFD_CMD_TEST_DEVICE_NO_SNOOP);
+/// `IOMMU_TEST_COHERENCY_EVENTS` (our test-only extension).
+pub(crate) const IOMMU_TEST_COHERENCY_EVENTS: u32 =
+    iommufd_cmd(kernel::uapi::IOMMUFD_CMD_TEST_COHERENCY_EVENTS);
 /// `IOMMU_OPTION`.
 pub(crate) const IOMMU_OPTION: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_OPTION);
 /// `IOMMU_IOAS_MAP_FILE`.
@@ -164,6 +176,12 @@ pub(crate) fn dispatch(ctx: &Ctx, cmd: u32, arg: usize) -> Result {
         IOMMU_IOAS_MAP_FILE => run::<uapi::IoasMapFile>(ctx, arg),
         IOMMU_IOAS_UNMAP => run::<uapi::IoasUnmap>(ctx, arg),
         IOMMU_OPTION => run::<uapi::IommuOption>(ctx, arg),
+        IOMMU_HWPT_ALLOC => run::<uapi::HwptAlloc>(ctx, arg),
+        IOMMU_GET_HW_INFO => run::<uapi::HwInfo>(ctx, arg),
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        IOMMU_TEST_DEVICE_NO_SNOOP => run::<uapi::TestDeviceNoSnoop>(ctx, arg),
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        IOMMU_TEST_COHERENCY_EVENTS => run::<uapi::TestCoherencyEvents>(ctx, arg),
         _ => Err(ENOTTY),
     }
 }
@@ -234,6 +252,40 @@ impl Command for uapi::IoasCopy {
     }
 }
 
+impl Command for uapi::HwptAlloc {
+    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_hwpt_alloc, __reserved) + 4;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+        hwpt::alloc(ctx, cmd, ucmd)
+    }
+}
+
+impl Command for uapi::HwInfo {
+    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_hw_info, __reserved) + 3;
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+        device::get_hw_info(ctx, cmd, ucmd)
+    }
+}
+
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+impl Command for uapi::TestDeviceNoSnoop {
+    const MIN_SIZE: usize = size_of::<Self>();
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, _ucmd: &Ucmd) -> Result {
+        device::test_no_snoop(ctx, cmd)
+    }
+}
+
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+impl Command for uapi::TestCoherencyEvents {
+    const MIN_SIZE: usize = size_of::<Self>();
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+        device::test_events(ctx, cmd, ucmd)
+    }
+}
+
 impl Command for uapi::IommuOption {
     const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_option, val64) + 8;
 
@@ -294,5 +346,9 @@ mod tests {
         assert_eq!(IOMMU_IOAS_UNMAP, 0x3b86);
         assert_eq!(IOMMU_OPTION, 0x3b87);
         assert_eq!(IOMMU_IOAS_MAP_FILE, 0x3b8f);
+        assert_eq!(IOMMU_HWPT_ALLOC, 0x3b89);
+        assert_eq!(IOMMU_GET_HW_INFO, 0x3b8a);
+        assert_eq!(IOMMU_TEST_DEVICE_NO_SNOOP, 0x3be0);
+        assert_eq!(IOMMU_TEST_COHERENCY_EVENTS, 0x3be1);
     }
 }

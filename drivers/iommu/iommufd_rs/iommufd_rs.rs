@@ -24,6 +24,7 @@ use kernel::{
     },
 };
 
+mod coherency;
 mod ctx;
 mod device;
 mod hwpt;

@@ -22,7 +22,9 @@
 #include <linux/file.h>
 #include <linux/iommu.h>
 #include <linux/iommufd.h>
+#include <linux/iommufd_coherency.h>
 #include <linux/module.h>
+#include <linux/notifier.h>
 
 /* In kapi.rs. */
 int iommufd_rs_ctx_from_file(struct file *file, struct iommufd_ctx **out);
@@ -38,6 +40,16 @@ int iommufd_rs_device_replace(struct iommufd_device *idev, u32 *pt_id);
 void iommufd_rs_device_detach(struct iommufd_device *idev);
 struct iommufd_ctx *iommufd_rs_device_to_ictx(struct iommufd_device *idev);
 u32 iommufd_rs_device_to_id(struct iommufd_device *idev);
+int iommufd_rs_ctx_coherency_register(struct iommufd_ctx *ictx,
+				      struct notifier_block *nb);
+void iommufd_rs_ctx_coherency_unregister(struct iommufd_ctx *ictx,
+					 struct notifier_block *nb);
+bool iommufd_rs_ctx_noncoherent_dma(struct iommufd_ctx *ictx);
+int iommufd_rs_device_coherency_register(struct iommufd_device *idev,
+					 struct notifier_block *nb);
+void iommufd_rs_device_coherency_unregister(struct iommufd_device *idev,
+					    struct notifier_block *nb);
+bool iommufd_rs_device_noncoherent_dma(struct iommufd_device *idev);
 
 struct iommufd_ctx *iommufd_ctx_from_file(struct file *file)
 {
@@ -136,6 +148,48 @@ u32 iommufd_device_to_id(struct iommufd_device *idev)
 	return iommufd_rs_device_to_id(idev);
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_device_to_id, "IOMMUFD");
+
+/* The coherency signal (iommufd-rs extension, <linux/iommufd_coherency.h>). */
+
+int iommufd_ctx_coherency_register(struct iommufd_ctx *ictx,
+				   struct notifier_block *nb)
+{
+	return iommufd_rs_ctx_coherency_register(ictx, nb);
+}
+EXPORT_SYMBOL_NS_GPL(iommufd_ctx_coherency_register, "IOMMUFD");
+
+void iommufd_ctx_coherency_unregister(struct iommufd_ctx *ictx,
+				      struct notifier_block *nb)
+{
+	iommufd_rs_ctx_coherency_unregister(ictx, nb);
+}
+EXPORT_SYMBOL_NS_GPL(iommufd_ctx_coherency_unregister, "IOMMUFD");
+
+bool iommufd_ctx_noncoherent_dma(struct iommufd_ctx *ictx)
+{
+	return iommufd_rs_ctx_noncoherent_dma(ictx);
+}
+EXPORT_SYMBOL_NS_GPL(iommufd_ctx_noncoherent_dma, "IOMMUFD");
+
+int iommufd_device_coherency_register(struct iommufd_device *idev,
+				      struct notifier_block *nb)
+{
+	return iommufd_rs_device_coherency_register(idev, nb);
+}
+EXPORT_SYMBOL_NS_GPL(iommufd_device_coherency_register, "IOMMUFD");
+
+void iommufd_device_coherency_unregister(struct iommufd_device *idev,
+					 struct notifier_block *nb)
+{
+	iommufd_rs_device_coherency_unregister(idev, nb);
+}
+EXPORT_SYMBOL_NS_GPL(iommufd_device_coherency_unregister, "IOMMUFD");
+
+bool iommufd_device_noncoherent_dma(struct iommufd_device *idev)
+{
+	return iommufd_rs_device_noncoherent_dma(idev);
+}
+EXPORT_SYMBOL_NS_GPL(iommufd_device_noncoherent_dma, "IOMMUFD");
 
 struct iommufd_access *
 iommufd_access_create(struct iommufd_ctx *ictx,

@@ -10,7 +10,12 @@
 
 use core::ptr::NonNull;
 use kernel::{
-    device::Device, fs::File, iommu::domain::Group, prelude::*, sync::aref::AlwaysRefCounted,
+    device::Device,
+    fs::File,
+    iommu::domain::Group,
+    notifier::NotifierBlock,
+    prelude::*,
+    sync::aref::AlwaysRefCounted, //
 };
 
 use crate::{
@@ -186,4 +191,90 @@ unsafe extern "C" fn iommufd_rs_device_to_ictx(bound: *const Bound) -> *const Ct
 unsafe extern "C" fn iommufd_rs_device_to_id(bound: *const Bound) -> u32 {
     // SAFETY: As the caller guarantees.
     unsafe { &*bound }.id()
+}
+
+/// `iommufd_ctx_coherency_register`: adds `nb` to the context's coherency subscribers.
+///
+/// # Safety
+///
+/// The caller holds a reference on `ctx`; `nb` is a valid notifier block that stays valid and
+/// in place until [`iommufd_rs_ctx_coherency_unregister`], called before the reference is
+/// dropped.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_ctx_coherency_register(
+    ctx: *const Ctx,
+    nb: *mut NotifierBlock,
+) -> c_int {
+    // SAFETY: As the caller guarantees.
+    match unsafe { (*ctx).coherency.register(nb) } {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `iommufd_ctx_coherency_unregister`.
+///
+/// # Safety
+///
+/// The caller holds a reference on `ctx`; `nb` is a valid notifier block.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_ctx_coherency_unregister(ctx: *const Ctx, nb: *mut NotifierBlock) {
+    // SAFETY: As the caller guarantees.
+    let _ = unsafe { (*ctx).coherency.unregister(nb) };
+}
+
+/// `iommufd_ctx_noncoherent_dma`: whether a device bound to `ctx` does non-coherent DMA.
+///
+/// # Safety
+///
+/// The caller holds a reference on `ctx`.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_ctx_noncoherent_dma(ctx: *const Ctx) -> bool {
+    // SAFETY: As the caller guarantees.
+    unsafe { &*ctx }.noncoherent_dma()
+}
+
+/// `iommufd_device_coherency_register`: adds `nb` to the device's coherency subscribers.
+///
+/// # Safety
+///
+/// `bound` came from [`iommufd_rs_device_bind`] and is still bound; `nb` is a valid notifier
+/// block that stays valid and in place until [`iommufd_rs_device_coherency_unregister`], called
+/// before unbind.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_device_coherency_register(
+    bound: *const Bound,
+    nb: *mut NotifierBlock,
+) -> c_int {
+    // SAFETY: As the caller guarantees.
+    match unsafe { (*bound).coherency_register(nb) } {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `iommufd_device_coherency_unregister`.
+///
+/// # Safety
+///
+/// `bound` came from [`iommufd_rs_device_bind`] and is still bound; `nb` is a valid notifier
+/// block.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_device_coherency_unregister(
+    bound: *const Bound,
+    nb: *mut NotifierBlock,
+) {
+    // SAFETY: As the caller guarantees.
+    let _ = unsafe { (*bound).coherency_unregister(nb) };
+}
+
+/// `iommufd_device_noncoherent_dma`: whether the device does non-coherent DMA now.
+///
+/// # Safety
+///
+/// `bound` came from [`iommufd_rs_device_bind`] and is still bound.
+#[no_mangle]
+unsafe extern "C" fn iommufd_rs_device_noncoherent_dma(bound: *const Bound) -> bool {
+    // SAFETY: As the caller guarantees.
+    unsafe { &*bound }.noncoherent_dma()
 }

@@ -259,7 +259,7 @@ mod tests {
     fn new_ioas(table: &ObjectTable) -> Result<u32> {
         let slot = table.reserve()?;
         let id = slot.id();
-        slot.publish(Object::Ioas(Ioas::new()?))?;
+        slot.publish(Object::Ioas(Ioas::new(crate::coherency::Mode::Auto)?))?;
         Ok(id)
     }
 
@@ -284,7 +284,7 @@ mod tests {
             // A second reservation does not get the same id.
             let other = table.reserve()?;
             assert_eq!(other.id(), id + 1);
-            slot.publish(Object::Ioas(Ioas::new()?))?;
+            slot.publish(Object::Ioas(Ioas::new(crate::coherency::Mode::Auto)?))?;
             assert!(table.get::<Ioas>(id).is_ok());
             Ok(())
         })

@@ -89,3 +89,23 @@ uapi_struct!(
     /// `struct iommu_ioas_map_file`: three `u32`s, an `i32` and three `u64`s.
     IoasMapFile => iommu_ioas_map_file, 40
 );
+
+uapi_struct!(
+    /// `struct iommu_hwpt_alloc`: ten `u32`s and a `u64`.
+    HwptAlloc => iommu_hwpt_alloc, 48
+);
+
+uapi_struct!(
+    /// `struct iommu_hw_info`: five `u32`s (one a union of two), four `u8`s and two `u64`s.
+    HwInfo => iommu_hw_info, 40
+);
+
+uapi_struct!(
+    /// `struct iommu_test_device_no_snoop`: four `u32`s (our test-only extension).
+    TestDeviceNoSnoop => iommu_test_device_no_snoop, 16
+);
+
+uapi_struct!(
+    /// `struct iommu_test_coherency_events`: four `u32`s (our test-only extension).
+    TestCoherencyEvents => iommu_test_coherency_events, 16
+);

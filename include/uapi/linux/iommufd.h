@@ -54,22 +54,43 @@
 /**
  * DOC: iommufd-rs extensions
  *
- * iommufd-rs will add a few interfaces of its own on top of the upstream
- * ABI: coherency modes for IOAS and HWPT objects, a per-device coherency
- * report, and an ioctl that performs WBINVD on behalf of userspace. None of
- * them is defined yet.
+ * iommufd-rs adds a few interfaces of its own on top of the upstream ABI,
+ * all about cache coherency of device DMA (PCIe No-Snoop):
  *
- * To stay clear of anything upstream adds later, they will follow these
- * allocation rules:
+ *  - a coherency mode for each IOAS (IOMMU_IOAS_ALLOC_COHERENT,
+ *    IOMMU_IOAS_ALLOC_NONCOHERENT; neither: "auto", upstream's behaviour) and
+ *    each HWPT (IOMMU_HWPT_ALLOC_COHERENT, IOMMU_HWPT_ALLOC_NONCOHERENT;
+ *    neither: its IOAS's mode), fixed when the object is created;
+ *  - a per-device coherency report in IOMMU_GET_HW_INFO's out_capabilities
+ *    (IOMMU_HW_CAP_ENFORCE_COHERENCY, IOMMU_HW_CAP_NO_SNOOP,
+ *    IOMMU_HW_CAP_DEFAULT_COHERENT, IOMMU_HW_CAP_NONCOHERENT_DMA);
+ *  - IOMMU_TEST_DEVICE_NO_SNOOP and IOMMU_TEST_COHERENCY_EVENTS, test-only
+ *    commands (kernels built with CONFIG_IOMMUFD_RS_TEST only) that declare
+ *    a bound device able to issue No-Snoop DMA and read what the in-kernel
+ *    coherency notifier published.
+ *
+ * The model: a device does non-coherent DMA exactly while it can issue
+ * No-Snoop requests (a PCIe function whose Device Control "Enable No Snoop"
+ * bit is not hard-wired to zero; a conventional PCI function cannot; a
+ * non-PCI device is assumed to) and is attached to an HWPT that does not
+ * make the IOMMU force snooping. An HWPT forces snooping ("enforces
+ * coherency") when its mode is coherent or auto and the device's IOMMU can
+ * (IOMMU_HW_CAP_ENFORCE_COHERENCY); a noncoherent HWPT never does. A
+ * coherent IOAS or HWPT refuses, with EINVAL, a device that would do
+ * non-coherent DMA through it.
+ *
+ * To stay clear of anything upstream adds later, the extensions follow
+ * these allocation rules:
  *
  *  - Flag bits and capability bits are taken from the most significant bit
  *    of the relevant field downwards (bit 31 of a __u32 flags word, bit 63
  *    of a __u64 capability word, then the next lower bit, and so on), while
  *    upstream allocates from bit 0 upwards.
- *  - Command numbers come from a private range starting at 0xc0. Upstream
- *    numbers its commands from IOMMUFD_CMD_BASE (0x80) and currently uses
- *    0x80 to 0x95, plus 0xa0 for its selftest command, so the 0xc0 range is
- *    far from where upstream grows.
+ *  - Command numbers come from a private range starting at 0xc0; test-only
+ *    commands from 0xe0. Upstream numbers its commands from
+ *    IOMMUFD_CMD_BASE (0x80) and currently uses 0x80 to 0x95, plus 0xa0 for
+ *    its selftest command, so these ranges are far from where upstream
+ *    grows.
  */
 
 /**
@@ -146,9 +167,30 @@ struct iommu_destroy {
 #define IOMMU_DESTROY _IO(IOMMUFD_TYPE, IOMMUFD_CMD_DESTROY)
 
 /**
+ * enum iommufd_ioas_alloc_flags - Flags of IOMMU_IOAS_ALLOC (iommufd-rs)
+ * @IOMMU_IOAS_ALLOC_COHERENT: Every HWPT of the IOAS keeps device DMA cache
+ *                             coherent: it makes the IOMMU force snooping,
+ *                             or, where the IOMMU cannot, only devices that
+ *                             cannot issue No-Snoop may attach (EINVAL for
+ *                             the others)
+ * @IOMMU_IOAS_ALLOC_NONCOHERENT: No HWPT of the IOAS makes the IOMMU force
+ *                                snooping, even where it could; devices that
+ *                                can issue No-Snoop then do non-coherent DMA
+ *
+ * With neither flag the IOAS is "auto": each HWPT forces snooping exactly
+ * when the IOMMU of the device it is made for can, as upstream does. Both
+ * flags together give EINVAL.
+ */
+enum iommufd_ioas_alloc_flags {
+	IOMMU_IOAS_ALLOC_COHERENT = 1U << 31,
+	IOMMU_IOAS_ALLOC_NONCOHERENT = 1 << 30,
+};
+
+/**
  * struct iommu_ioas_alloc - ioctl(IOMMU_IOAS_ALLOC)
  * @size: Byte size of the caller's structure, sizeof(struct iommu_ioas_alloc)
- * @flags: No flags are defined; any set bit gives EOPNOTSUPP
+ * @flags: Upstream defines no flag; iommufd-rs accepts the coherency modes of
+ *         enum iommufd_ioas_alloc_flags. Any other set bit gives EOPNOTSUPP
  * @out_ioas_id: Output: object ID assigned to the created IOAS
  *
  * Creates an I/O address space (IOAS): an empty, software-managed table that
@@ -533,12 +575,24 @@ struct iommu_vfio_ioas {
  *                          PASIDs should attach HWPTs rather than IOASes to
  *                          both parts. Gives EOPNOTSUPP if the IOMMU has no
  *                          PASID support.
+ * @IOMMU_HWPT_ALLOC_COHERENT: (iommufd-rs) A paging HWPT in coherent mode,
+ *                             as IOMMU_IOAS_ALLOC_COHERENT: it forces
+ *                             snooping if the device's IOMMU can, and
+ *                             otherwise only takes devices that cannot issue
+ *                             No-Snoop (EINVAL if @dev_id can)
+ * @IOMMU_HWPT_ALLOC_NONCOHERENT: (iommufd-rs) A paging HWPT that never forces
+ *                                snooping
+ *
+ * Without either coherency flag a paging HWPT takes the mode of its IOAS;
+ * both together give EINVAL. The mode never changes afterwards.
  */
 enum iommufd_hwpt_alloc_flags {
 	IOMMU_HWPT_ALLOC_NEST_PARENT = 1 << 0,
 	IOMMU_HWPT_ALLOC_DIRTY_TRACKING = 1 << 1,
 	IOMMU_HWPT_FAULT_ID_VALID = 1 << 2,
 	IOMMU_HWPT_ALLOC_PASID = 1 << 3,
+	IOMMU_HWPT_ALLOC_COHERENT = 1U << 31,
+	IOMMU_HWPT_ALLOC_NONCOHERENT = 1 << 30,
 };
 
 /**
@@ -844,6 +898,8 @@ enum iommu_hw_info_type {
  *                                      either because it lacks ATS or the
  *                                      IOMMU does not allow it. When the bit
  *                                      is clear, ATS may be enabled
+ *
+ * iommufd-rs adds the coherency bits defined below the enum.
  */
 enum iommufd_hw_capabilities {
 	IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0,
@@ -851,6 +907,24 @@ enum iommufd_hw_capabilities {
 	IOMMU_HW_CAP_PCI_PASID_PRIV = 1 << 2,
 	IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED = 1 << 3,
 };
+
+/*
+ * iommufd-rs coherency report in IOMMU_GET_HW_INFO's out_capabilities (64-bit
+ * values, so defines rather than enum members):
+ *
+ * IOMMU_HW_CAP_ENFORCE_COHERENCY: the device's IOMMU can force its DMA to
+ *   snoop CPU caches (an HWPT made for it may enforce coherency)
+ * IOMMU_HW_CAP_NO_SNOOP: the device can issue No-Snoop DMA
+ * IOMMU_HW_CAP_DEFAULT_COHERENT: with the default ("auto") mode the kernel
+ *   gives the device an HWPT that enforces coherency
+ * IOMMU_HW_CAP_NONCOHERENT_DMA: live state: the device is attached to an HWPT
+ *   that does not enforce coherency and can issue No-Snoop, so its DMA may
+ *   bypass CPU caches right now
+ */
+#define IOMMU_HW_CAP_ENFORCE_COHERENCY (1ULL << 63)
+#define IOMMU_HW_CAP_NO_SNOOP (1ULL << 62)
+#define IOMMU_HW_CAP_DEFAULT_COHERENT (1ULL << 61)
+#define IOMMU_HW_CAP_NONCOHERENT_DMA (1ULL << 60)
 
 /**
  * enum iommufd_hw_info_flags - Flags of IOMMU_GET_HW_INFO
@@ -1502,4 +1576,52 @@ struct iommu_hw_queue_alloc {
 	__aligned_u64 length;
 };
 #define IOMMU_HW_QUEUE_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HW_QUEUE_ALLOC)
+/**
+ * struct iommu_test_device_no_snoop - ioctl(IOMMU_TEST_DEVICE_NO_SNOOP)
+ * @size: sizeof(struct iommu_test_device_no_snoop)
+ * @dev_id: A device bound to this iommufd
+ * @no_snoop: 1: treat the device as able to issue No-Snoop DMA; 0: go back to
+ *            what probing the device found
+ * @__reserved: Must be zero (EOPNOTSUPP otherwise)
+ *
+ * iommufd-rs test-only command, served only by kernels built with
+ * CONFIG_IOMMUFD_RS_TEST (ENOTTY otherwise), and only to CAP_SYS_ADMIN
+ * (EPERM). No device QEMU emulates has a writable "Enable No Snoop" bit, so
+ * tests use it to reach the cases where a device can do non-coherent DMA; the
+ * IOMMU side stays real. The device must not be attached (EBUSY), so that the
+ * live state follows from the next attach.
+ */
+struct iommu_test_device_no_snoop {
+	__u32 size;
+	__u32 dev_id;
+	__u32 no_snoop;
+	__u32 __reserved;
+};
+#define IOMMUFD_CMD_TEST_DEVICE_NO_SNOOP 0xe0
+#define IOMMU_TEST_DEVICE_NO_SNOOP \
+	_IO(IOMMUFD_TYPE, IOMMUFD_CMD_TEST_DEVICE_NO_SNOOP)
+
+/**
+ * struct iommu_test_coherency_events - ioctl(IOMMU_TEST_COHERENCY_EVENTS)
+ * @size: sizeof(struct iommu_test_coherency_events)
+ * @dev_id: A device bound to this iommufd, or 0 for the context itself
+ * @out_events: Number of coherency events published on that object so far
+ * @out_state: The last one: 1 if it had non-coherent DMA present, else 0
+ *
+ * iommufd-rs test-only command (CONFIG_IOMMUFD_RS_TEST kernels only, ENOTTY
+ * otherwise). Each context and bound device publishes its "non-coherent DMA
+ * present" state to in-kernel subscribers (the KVM-VFIO device) after every
+ * attach, replace, detach and unbind; test kernels add a subscriber that
+ * counts, and this command reads it.
+ */
+struct iommu_test_coherency_events {
+	__u32 size;
+	__u32 dev_id;
+	__u32 out_events;
+	__u32 out_state;
+};
+#define IOMMUFD_CMD_TEST_COHERENCY_EVENTS 0xe1
+#define IOMMU_TEST_COHERENCY_EVENTS \
+	_IO(IOMMUFD_TYPE, IOMMUFD_CMD_TEST_COHERENCY_EVENTS)
+
 #endif
