@@ -63,11 +63,23 @@ clippy() {
 	make -s -C "$src" O="$build" M=drivers/iommu/iommufd_rs >/dev/null
 }
 
+kernel_clippy() {
+	# The kernel crate holds our abstractions (rust/kernel/iommu/domain.rs,
+	# mm/pin.rs, notifier.rs, capability.rs and the patched files): lint it
+	# all; upstream's part of it is clippy-clean in 7.3.
+	touch "$src/rust/kernel/lib.rs"
+	make -s -C "$src" O="$build" CLIPPY=1 rust/ 2>&1 |
+		grep -E 'warning|error' && return 1
+	touch "$src/rust/kernel/lib.rs"
+	make -s -C "$src" O="$build" rust/ >/dev/null
+}
+
 verdict "judge.py reports every kind of failure" "$PROJECT/scripts/judge-selftest.sh"
 verdict "rustfmt" rustfmt --check --edition 2021 \
 	--config-path "$src/.rustfmt.toml" $rust_files
 verdict "no compiler warnings in our code" no_warnings
 verdict "clippy" clippy
+verdict "clippy on the kernel crate" kernel_clippy
 verdict "drivers use no bindings::" no_driver_bindings
 verdict "every unsafe has a SAFETY comment" unsafe_justified
 if [ -x "$PROJECT/scripts/abi-check.sh" ]; then
