@@ -140,6 +140,11 @@ impl Ctx {
         self.noncoherent_devices.load(Relaxed) != 0
     }
 
+    /// Tells the context's subscribers its coherency state.
+    pub(crate) fn publish_coherency(&self) {
+        self.coherency.call_chain(u64::from(self.noncoherent_dma()));
+    }
+
     /// Records that a bound device's published state went from `!now` to `now`.
     pub(crate) fn count_noncoherent(&self, now: bool) {
         if now {

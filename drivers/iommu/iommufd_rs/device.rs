@@ -424,7 +424,7 @@ impl Bound {
             ctx.count_noncoherent(now);
         }
         idev.coherency.call_chain(u64::from(now));
-        ctx.coherency.call_chain(u64::from(ctx.noncoherent_dma()));
+        ctx.publish_coherency();
     }
 
     /// Whether the device does non-coherent DMA now.

@@ -190,7 +190,11 @@ impl Command for uapi::Destroy {
     const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_destroy, id) + 4;
 
     fn execute(ctx: &Ctx, cmd: &mut Self, _ucmd: &Ucmd) -> Result {
-        ctx.objects.destroy(cmd.0.id)
+        ctx.objects.destroy(cmd.0.id)?;
+        // Nothing a device is attached to can be destroyed, so the state is unchanged; the
+        // subscribers hear about it all the same.
+        ctx.publish_coherency();
+        Ok(())
     }
 }
 

@@ -1071,9 +1071,14 @@ TEST_F(coherency, notifier_follows_every_change)
 	EXPECT_EQ(0U, st);
 	EXPECT_ERRNO(ENOENT, _test_events(self->fd, self->devid, &dev_ev, &st));
 
+	/* destroying objects publishes the (unchanged) context state too */
+	ASSERT_EQ(0, _test_events(self->fd, 0, &ctx_ev, &st));
 	test_ioctl_destroy(nc_a);
 	test_ioctl_destroy(nc_b);
 	test_ioctl_destroy(auto_ioas);
+	ASSERT_EQ(0, _test_events(self->fd, 0, &dev_ev, &st));
+	EXPECT_EQ(ctx_ev + 3, dev_ev);
+	EXPECT_EQ(0U, st);
 }
 
 /*

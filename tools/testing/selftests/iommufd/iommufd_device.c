@@ -1363,4 +1363,145 @@ TEST_F(two_devices, copy_then_attach)
 	expect_vmpin(0);
 }
 
+/* ---------------------------------------------------------------------- */
+/* hot removal                                                             */
+/* ---------------------------------------------------------------------- */
+
+/* Writes @val to the sysfs file @path. 0 or -errno. */
+static int sysfs_write(const char *path, const char *val)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -EIO;
+}
+
+/*
+ * Waits up to @ms for a kernel log line containing @needle, reading from
+ * @kmsg (opened non-blocking, positioned before the event). true if seen.
+ */
+static bool wait_kmsg(int kmsg, const char *needle, int ms)
+{
+	char rec[1024];
+
+	for (; ms > 0; ms -= 50) {
+		ssize_t n;
+
+		while ((n = read(kmsg, rec, sizeof(rec) - 1)) > 0) {
+			rec[n] = 0;
+			if (strstr(rec, needle))
+				return true;
+		}
+		usleep(50 * 1000);
+	}
+	return false;
+}
+
+/* Events the test subscriber of the context saw, and the last one. */
+static int ctx_events(int fd, __u32 *events, __u32 *state)
+{
+	struct iommu_test_coherency_events cmd = { .size = sizeof(cmd) };
+	int rc;
+
+	rc = ioctl(fd, IOMMU_TEST_COHERENCY_EVENTS, &cmd);
+	*events = cmd.out_events;
+	*state = cmd.out_state;
+	return rc;
+}
+
+/* Puts a removed edu back: rescan the bus and hand the new function to vfio-pci. */
+static int restore_edu(const char *bdf)
+{
+	char path[256], dir[200];
+	int i;
+
+	if (sysfs_write("/sys/bus/pci/rescan", "1"))
+		return -EIO;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override",
+		 bdf);
+	if (sysfs_write(path, "vfio-pci"))
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
+	if (access(path, F_OK) == 0) {
+		snprintf(path, sizeof(path),
+			 "/sys/bus/pci/devices/%s/driver/unbind", bdf);
+		sysfs_write(path, bdf);
+	}
+	if (sysfs_write("/sys/bus/pci/drivers_probe", bdf))
+		return -EIO;
+	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
+	for (i = 0; i < 100; i++) {
+		if (access(dir, F_OK) == 0)
+			return 0;
+		usleep(50 * 1000);
+	}
+	return -ETIMEDOUT;
+}
+
+/*
+ * "echo 1 > remove" while the device is bound, attached and pinning: VFIO
+ * asks its user to let go and waits (there is no request eventfd here, so
+ * it logs that it is blocked); closing the device then unbinds it, which
+ * detaches it and unpins, and the removal completes.  Nothing may be left
+ * pinned and the IOAS survives.  The device is put back afterwards.
+ */
+TEST_F_TIMEOUT(vfio_device, remove_while_attached, 90)
+{
+	__u32 devid = 0, ioas_id, hwpt_id, ev_before, ev_after, st;
+	char path[256];
+	int kmsg, status;
+	pid_t pid;
+
+	bind_alloc_attach(&devid, &ioas_id, &hwpt_id);
+	map_pages(ioas_id, 0, NPAGES, IOVA_A);
+	expect_vmpin(NPAGES);
+
+	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ASSERT_LE(0, kmsg);
+	ASSERT_LE(0, lseek(kmsg, 0, SEEK_END));
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove",
+		 self->bdf);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* our copy of the device file would keep it in use forever */
+		close(self->dev);
+		close(self->fd);
+		_exit(sysfs_write(path, "1") ? 1 : 0);
+	}
+
+	EXPECT_TRUE(wait_kmsg(kmsg, "blocked until released by user", 15000))
+		TH_LOG("removing %s did not wait for its user", self->bdf);
+	close(kmsg);
+	/* still attached and pinning while the removal waits */
+	expect_vmpin(NPAGES);
+	test_err_ioctl_destroy(EBUSY, ioas_id);
+
+	ASSERT_EQ(0, ctx_events(self->fd, &ev_before, &st));
+	ASSERT_EQ(0, close(self->dev));
+	self->dev = -1;
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	/* the context's subscribers heard the detach and the unbind */
+	ASSERT_EQ(0, ctx_events(self->fd, &ev_after, &st));
+	EXPECT_EQ(ev_before + 2, ev_after);
+	EXPECT_EQ(0U, st);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("the removal failed");
+	expect_vmpin(0);
+	test_err_ioctl_destroy(ENOENT, hwpt_id);
+	test_err_ioctl_destroy(ENOENT, devid);
+	unmap_pages(ioas_id, IOVA_A, NPAGES);
+	test_ioctl_destroy(ioas_id);
+
+	ASSERT_EQ(0, restore_edu(self->bdf))
+		TH_LOG("could not bring %s back to vfio-pci", self->bdf);
+	self->dev = open_edu_or_fail(self->bdf);
+}
+
 TEST_HARNESS_MAIN
