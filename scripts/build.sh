@@ -21,7 +21,8 @@ build=$kdir/build-$flavour
 extra=()
 if [ "$flavour" = c ]; then
 	printf '%s\n' '# CONFIG_IOMMUFD_RS is not set' \
-		'# CONFIG_IOMMUFD_RS_KUNIT_TEST is not set' > "$kdir/upstream-c.config"
+		'# CONFIG_IOMMUFD_RS_KUNIT_TEST is not set' \
+		'# CONFIG_IOMMUFD_RS_TEST is not set' > "$kdir/upstream-c.config"
 	extra=("$kdir/upstream-c.config")
 fi
 

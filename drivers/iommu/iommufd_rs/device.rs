@@ -348,14 +348,28 @@ impl Bound {
 
     /// Binds `dev` to `ctx`: takes its DMA ownership and creates its object.
     ///
-    /// `EINVAL` if its IOMMU cannot make DMA cache coherent, `ENODEV` without an IOMMU, `EBUSY`
-    /// if a kernel driver or another context owns its group's DMA.
+    /// `EINVAL` if its IOMMU cannot make DMA cache coherent, `ENODEV` without an IOMMU, `EPERM`
+    /// if its MSIs are not isolated (unless the `allow_unsafe_interrupts` module parameter
+    /// says otherwise), `EBUSY` if a kernel driver or another context owns its group's DMA.
     pub(crate) fn bind(ctx: &Ctx, dev: &Device) -> Result<KBox<Self>> {
         // Every mapping asks for coherent DMA (as in the C driver), so the IOMMU must offer it.
         if !domain::device_capable(dev, Cap::CacheCoherency) {
             return Err(EINVAL);
         }
         let group = Group::of_device(dev).ok_or(ENODEV)?;
+        // A device whose MSIs are not isolated could raise interrupts outside its user's
+        // reach with a plain DMA write: refused unless the administrator allows it, as
+        // upstream.
+        if !group.has_isolated_msi() {
+            if !crate::module_parameters::allow_unsafe_interrupts.value() {
+                return Err(EPERM);
+            }
+            dev_warn!(
+                dev,
+                "MSI interrupts cannot be isolated by the platform (interrupt remapping?); \
+                 bound anyway because of allow_unsafe_interrupts\n"
+            );
+        }
         let owner = DmaOwner::claim(dev, core::ptr::from_ref(ctx).cast())?;
         // Probing writes the device's control register: only now that we own it.
         let probed = domain::device_can_no_snoop(dev);

@@ -412,6 +412,13 @@ impl Group {
         Some(unsafe { ARef::from_raw(ptr.cast()) })
     }
 
+    /// Whether the platform isolates the MSIs of the group's devices (interrupt remapping):
+    /// if not, a plain DMA write from a device could raise interrupts it should not.
+    pub fn has_isolated_msi(&self) -> bool {
+        // SAFETY: The group is valid.
+        unsafe { bindings::iommu_group_has_isolated_msi(self.0.get()) }
+    }
+
     /// The group's number, as in `/sys/kernel/iommu_groups/<id>`.
     pub fn id(&self) -> i32 {
         // SAFETY: The group is valid.
