@@ -49,7 +49,9 @@ if [ "$*" = shell ]; then
 fi
 # A hung guest must not hang make check: TCG boots in ~10 s, the tests
 # take well under the limit.
-KBUILD_OUTPUT=$build timeout --foreground "${VM_TIMEOUT:-900}" \
+# Not --foreground: on expiry timeout must signal its whole process group,
+# QEMU included, or QEMU lives on and holds the console pipe open forever.
+KBUILD_OUTPUT=$build timeout -k 10 "${VM_TIMEOUT:-900}" \
 	vng --disable-kvm --cpus 2 --memory 2G --verbose \
 	--append "intel_iommu=on iommu.strict=1 no_timer_check kmemleak=on ${VM_APPEND:-}" \
 	--rwdir "$out" \
