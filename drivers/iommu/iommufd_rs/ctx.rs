@@ -165,6 +165,21 @@ impl Ctx {
     }
 }
 
+/// `IOMMU_EXECUTE_WBINVD` (our extension): writes back and invalidates every CPU's caches, for
+/// a caller that has a device doing non-coherent DMA through this context (`EPERM` otherwise:
+/// without one the flush protects nothing and only costs every other user of the machine).
+pub(crate) fn execute_wbinvd(ctx: &Ctx, cmd: &mut uapi::ExecuteWbinvd) -> Result {
+    if cmd.0.flags != 0 || !cfg!(CONFIG_X86) {
+        return Err(EOPNOTSUPP);
+    }
+    if !ctx.noncoherent_dma() {
+        return Err(EPERM);
+    }
+    #[cfg(CONFIG_X86)]
+    kernel::cache::wbinvd_on_all_cpus();
+    Ok(())
+}
+
 /// `IOMMU_OPTION`: reads or sets an option of the context or of an IOAS. Only `val64` is written
 /// back.
 pub(crate) fn option(ctx: &Ctx, cmd: &mut uapi::IommuOption, ucmd: &Ucmd) -> Result {

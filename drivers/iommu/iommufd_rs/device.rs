@@ -25,7 +25,6 @@ use kernel::{
     new_mutex,
     notifier::{
         BlockingNotifierHead,
-        NotifierBlock,
         NotifierCallback, //
     },
     prelude::*,
@@ -69,6 +68,10 @@ use crate::{
     ioas::Ioas,
     ioctl::Ucmd,
     object::ObjRef,
+    signal::{
+        self,
+        DeviceSignal, //
+    },
     uapi, //
 };
 
@@ -176,6 +179,9 @@ impl PinnedDrop for IDevice {
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
         // SAFETY: Registered when the device was bound.
         let _ = unsafe { self.coherency.unregister(self.test_events.as_block()) };
+        if let Some(signal) = DeviceSignal::get() {
+            signal.remove(self.key());
+        }
     }
 }
 
@@ -397,6 +403,13 @@ impl Bound {
             unsafe { idev.coherency.register(idev.test_events.as_block()) }?;
             Ok(idev)
         });
+        let idev = idev.and_then(|idev| {
+            // Known to the signal from now on; the object's drop forgets it.
+            if let Some(signal) = DeviceSignal::get() {
+                signal.add(signal::key(dev), idev.key())?;
+            }
+            Ok(idev)
+        });
         let published = idev.and_then(|idev| {
             let slot = ctx.objects.reserve()?;
             let id = slot.id();
@@ -428,42 +441,24 @@ impl Bound {
         }
     }
 
-    /// Tells the device's and the context's subscribers the device's coherency state, after
-    /// anything that may have changed it.
+    /// Tells the device's and the context's subscribers, and those of the module's
+    /// [`DeviceSignal`], the device's coherency state, after anything that may have changed it.
     fn publish(&self) {
         let ctx = self.ctx();
         let idev = &*self.idev;
         let now = idev.noncoherent_dma();
+        let signal = DeviceSignal::get();
         if idev.published.xchg(now, Relaxed) != now {
             ctx.count_noncoherent(now);
+            if let Some(signal) = signal {
+                signal.set(idev.key(), now);
+            }
         }
         idev.coherency.call_chain(u64::from(now));
         ctx.publish_coherency();
-    }
-
-    /// Whether the device does non-coherent DMA now.
-    pub(crate) fn noncoherent_dma(&self) -> bool {
-        self.idev.noncoherent_dma()
-    }
-
-    /// Adds `nb` to the device's coherency subscribers.
-    ///
-    /// # Safety
-    ///
-    /// As for [`BlockingNotifierHead::register`]; the block must be removed before unbind.
-    pub(crate) unsafe fn coherency_register(&self, nb: *mut NotifierBlock) -> Result {
-        // SAFETY: As the caller guarantees.
-        unsafe { self.idev.coherency.register(nb) }
-    }
-
-    /// Removes `nb` from the device's coherency subscribers.
-    ///
-    /// # Safety
-    ///
-    /// `nb` is a valid notifier block.
-    pub(crate) unsafe fn coherency_unregister(&self, nb: *mut NotifierBlock) -> Result {
-        // SAFETY: As the caller guarantees.
-        unsafe { self.idev.coherency.unregister(nb) }
+        if let Some(signal) = signal {
+            signal.notify(now);
+        }
     }
 
     /// Unbinds the device, detaching it first if needed.

@@ -66,6 +66,8 @@ pub(crate) const IOMMU_IOAS_MAP: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOA
 pub(crate) const IOMMU_HWPT_ALLOC: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_HWPT_ALLOC);
 /// `IOMMU_GET_HW_INFO`.
 pub(crate) const IOMMU_GET_HW_INFO: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_GET_HW_INFO);
+/// `IOMMU_EXECUTE_WBINVD` (our extension).
+pub(crate) const IOMMU_EXECUTE_WBINVD: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_EXECUTE_WBINVD);
 /// `IOMMU_TEST_DEVICE_NO_SNOOP` (our test-only extension).
 pub(crate) const IOMMU_TEST_DEVICE_NO_SNOOP: u32 =
     iommufd_cmd(kernel::uapi::IOMMUFD_CMD_TEST_DEVICE_NO_SNOOP);
@@ -178,6 +180,7 @@ pub(crate) fn dispatch(ctx: &Ctx, cmd: u32, arg: usize) -> Result {
         IOMMU_OPTION => run::<uapi::IommuOption>(ctx, arg),
         IOMMU_HWPT_ALLOC => run::<uapi::HwptAlloc>(ctx, arg),
         IOMMU_GET_HW_INFO => run::<uapi::HwInfo>(ctx, arg),
+        IOMMU_EXECUTE_WBINVD => run::<uapi::ExecuteWbinvd>(ctx, arg),
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
         IOMMU_TEST_DEVICE_NO_SNOOP => run::<uapi::TestDeviceNoSnoop>(ctx, arg),
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
@@ -272,6 +275,14 @@ impl Command for uapi::HwInfo {
     }
 }
 
+impl Command for uapi::ExecuteWbinvd {
+    const MIN_SIZE: usize = size_of::<Self>();
+
+    fn execute(ctx: &Ctx, cmd: &mut Self, _ucmd: &Ucmd) -> Result {
+        ctx::execute_wbinvd(ctx, cmd)
+    }
+}
+
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 impl Command for uapi::TestDeviceNoSnoop {
     const MIN_SIZE: usize = size_of::<Self>();
@@ -352,6 +363,7 @@ mod tests {
         assert_eq!(IOMMU_IOAS_MAP_FILE, 0x3b8f);
         assert_eq!(IOMMU_HWPT_ALLOC, 0x3b89);
         assert_eq!(IOMMU_GET_HW_INFO, 0x3b8a);
+        assert_eq!(IOMMU_EXECUTE_WBINVD, 0x3bc0);
         assert_eq!(IOMMU_TEST_DEVICE_NO_SNOOP, 0x3be0);
         assert_eq!(IOMMU_TEST_COHERENCY_EVENTS, 0x3be1);
     }

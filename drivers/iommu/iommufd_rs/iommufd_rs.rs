@@ -33,6 +33,7 @@ mod ioas;
 mod ioctl;
 mod kapi;
 mod object;
+mod signal;
 mod uapi;
 
 /// The registration of `/dev/iommu` while the module is loaded, for [`ctx_of_file`].
@@ -61,9 +62,12 @@ module! {
     },
 }
 
-/// The module state: the registration of `/dev/iommu`.
+/// The module state: the registration of `/dev/iommu` and the coherency signal by device.
 #[pin_data(PinnedDrop)]
 struct IommufdModule {
+    /// Every bound device's coherency state, for other modules.
+    #[pin]
+    signal: signal::DeviceSignal,
     /// `/dev/iommu`; every open of it creates a [`ctx::Ctx`].
     #[pin]
     _miscdev: MiscDeviceRegistration<ctx::Ctx>,
@@ -77,9 +81,12 @@ impl kernel::InPlaceModule for IommufdModule {
             mode: 0o660,
         };
         try_pin_init!(Self {
+            signal <- signal::DeviceSignal::new(),
             _miscdev <- MiscDeviceRegistration::register(options),
         })
         .pin_chain(|this| {
+            // SAFETY: `this` is pinned (the module state never moves); only a shared pin is made.
+            unsafe { Pin::new_unchecked(&this.signal) }.publish();
             MISCDEV.store(&this._miscdev, Release);
             Ok(())
         })
@@ -90,5 +97,6 @@ impl kernel::InPlaceModule for IommufdModule {
 impl PinnedDrop for IommufdModule {
     fn drop(self: Pin<&mut Self>) {
         MISCDEV.store(core::ptr::null(), Release);
+        signal::DeviceSignal::unpublish();
     }
 }

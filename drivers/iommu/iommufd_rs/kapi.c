@@ -45,11 +45,9 @@ int iommufd_rs_ctx_coherency_register(struct iommufd_ctx *ictx,
 void iommufd_rs_ctx_coherency_unregister(struct iommufd_ctx *ictx,
 					 struct notifier_block *nb);
 bool iommufd_rs_ctx_noncoherent_dma(struct iommufd_ctx *ictx);
-int iommufd_rs_device_coherency_register(struct iommufd_device *idev,
-					 struct notifier_block *nb);
-void iommufd_rs_device_coherency_unregister(struct iommufd_device *idev,
-					    struct notifier_block *nb);
-bool iommufd_rs_device_noncoherent_dma(struct iommufd_device *idev);
+int iommufd_rs_coherency_register(struct notifier_block *nb);
+void iommufd_rs_coherency_unregister(struct notifier_block *nb);
+bool iommufd_rs_dev_noncoherent_dma(struct device *dev);
 
 struct iommufd_ctx *iommufd_ctx_from_file(struct file *file)
 {
@@ -171,25 +169,23 @@ bool iommufd_ctx_noncoherent_dma(struct iommufd_ctx *ictx)
 }
 EXPORT_SYMBOL_NS_GPL(iommufd_ctx_noncoherent_dma, "IOMMUFD");
 
-int iommufd_device_coherency_register(struct iommufd_device *idev,
-				      struct notifier_block *nb)
+int iommufd_coherency_register(struct notifier_block *nb)
 {
-	return iommufd_rs_device_coherency_register(idev, nb);
+	return iommufd_rs_coherency_register(nb);
 }
-EXPORT_SYMBOL_NS_GPL(iommufd_device_coherency_register, "IOMMUFD");
+EXPORT_SYMBOL_NS_GPL(iommufd_coherency_register, "IOMMUFD");
 
-void iommufd_device_coherency_unregister(struct iommufd_device *idev,
-					 struct notifier_block *nb)
+void iommufd_coherency_unregister(struct notifier_block *nb)
 {
-	iommufd_rs_device_coherency_unregister(idev, nb);
+	iommufd_rs_coherency_unregister(nb);
 }
-EXPORT_SYMBOL_NS_GPL(iommufd_device_coherency_unregister, "IOMMUFD");
+EXPORT_SYMBOL_NS_GPL(iommufd_coherency_unregister, "IOMMUFD");
 
-bool iommufd_device_noncoherent_dma(struct iommufd_device *idev)
+bool iommufd_dev_noncoherent_dma(struct device *dev)
 {
-	return iommufd_rs_device_noncoherent_dma(idev);
+	return iommufd_rs_dev_noncoherent_dma(dev);
 }
-EXPORT_SYMBOL_NS_GPL(iommufd_device_noncoherent_dma, "IOMMUFD");
+EXPORT_SYMBOL_NS_GPL(iommufd_dev_noncoherent_dma, "IOMMUFD");
 
 struct iommufd_access *
 iommufd_access_create(struct iommufd_ctx *ictx,

@@ -24,6 +24,7 @@ use crate::{
         self,
         Bound, //
     },
+    signal::DeviceSignal,
 };
 
 /// `iommufd_ctx_from_file`: if `file` is a `/dev/iommu` file, stores its context in `*out`
@@ -234,47 +235,40 @@ unsafe extern "C" fn iommufd_rs_ctx_noncoherent_dma(ctx: *const Ctx) -> bool {
     unsafe { &*ctx }.noncoherent_dma()
 }
 
-/// `iommufd_device_coherency_register`: adds `nb` to the device's coherency subscribers.
+/// `iommufd_coherency_register`: adds `nb` to the subscribers of every bound device's state.
 ///
 /// # Safety
 ///
-/// `bound` came from [`iommufd_rs_device_bind`] and is still bound; `nb` is a valid notifier
-/// block that stays valid and in place until [`iommufd_rs_device_coherency_unregister`], called
-/// before unbind.
+/// `nb` is a notifier block that stays valid and in place until
+/// [`iommufd_rs_coherency_unregister`], called before the caller's module can go.
 #[no_mangle]
-unsafe extern "C" fn iommufd_rs_device_coherency_register(
-    bound: *const Bound,
-    nb: *mut NotifierBlock,
-) -> c_int {
+unsafe extern "C" fn iommufd_rs_coherency_register(nb: *mut NotifierBlock) -> c_int {
+    let Some(signal) = DeviceSignal::get() else {
+        return ENODEV.to_errno();
+    };
     // SAFETY: As the caller guarantees.
-    match unsafe { (*bound).coherency_register(nb) } {
+    match unsafe { signal.register(nb) } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
 
-/// `iommufd_device_coherency_unregister`.
+/// `iommufd_coherency_unregister`.
 ///
 /// # Safety
 ///
-/// `bound` came from [`iommufd_rs_device_bind`] and is still bound; `nb` is a valid notifier
-/// block.
+/// `nb` is a valid notifier block.
 #[no_mangle]
-unsafe extern "C" fn iommufd_rs_device_coherency_unregister(
-    bound: *const Bound,
-    nb: *mut NotifierBlock,
-) {
-    // SAFETY: As the caller guarantees.
-    let _ = unsafe { (*bound).coherency_unregister(nb) };
+unsafe extern "C" fn iommufd_rs_coherency_unregister(nb: *mut NotifierBlock) {
+    if let Some(signal) = DeviceSignal::get() {
+        // SAFETY: As the caller guarantees.
+        let _ = unsafe { signal.unregister(nb) };
+    }
 }
 
-/// `iommufd_device_noncoherent_dma`: whether the device does non-coherent DMA now.
-///
-/// # Safety
-///
-/// `bound` came from [`iommufd_rs_device_bind`] and is still bound.
+/// `iommufd_dev_noncoherent_dma`: whether `dev`, bound to any context, does non-coherent DMA
+/// now. `dev` is only compared, never dereferenced.
 #[no_mangle]
-unsafe extern "C" fn iommufd_rs_device_noncoherent_dma(bound: *const Bound) -> bool {
-    // SAFETY: As the caller guarantees.
-    unsafe { &*bound }.noncoherent_dma()
+extern "C" fn iommufd_rs_dev_noncoherent_dma(dev: *const Device) -> bool {
+    DeviceSignal::get().is_some_and(|s| s.noncoherent(dev as usize))
 }

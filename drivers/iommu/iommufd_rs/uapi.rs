@@ -101,6 +101,11 @@ uapi_struct!(
 );
 
 uapi_struct!(
+    /// `struct iommu_execute_wbinvd`: two `u32`s (our extension).
+    ExecuteWbinvd => iommu_execute_wbinvd, 8
+);
+
+uapi_struct!(
     /// `struct iommu_test_device_no_snoop`: four `u32`s (our test-only extension).
     TestDeviceNoSnoop => iommu_test_device_no_snoop, 16
 );

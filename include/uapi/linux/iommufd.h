@@ -64,6 +64,8 @@
  *  - a per-device coherency report in IOMMU_GET_HW_INFO's out_capabilities
  *    (IOMMU_HW_CAP_ENFORCE_COHERENCY, IOMMU_HW_CAP_NO_SNOOP,
  *    IOMMU_HW_CAP_DEFAULT_COHERENT, IOMMU_HW_CAP_NONCOHERENT_DMA);
+ *  - IOMMU_EXECUTE_WBINVD, a cache flush for userspace, allowed only while
+ *    a device bound to the iommufd does non-coherent DMA;
  *  - IOMMU_TEST_DEVICE_NO_SNOOP and IOMMU_TEST_COHERENCY_EVENTS, test-only
  *    commands (kernels built with CONFIG_IOMMUFD_RS_TEST only) that declare
  *    a bound device able to issue No-Snoop DMA and read what the in-kernel
@@ -1576,6 +1578,32 @@ struct iommu_hw_queue_alloc {
 	__aligned_u64 length;
 };
 #define IOMMU_HW_QUEUE_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HW_QUEUE_ALLOC)
+/**
+ * struct iommu_execute_wbinvd - ioctl(IOMMU_EXECUTE_WBINVD)
+ * @size: sizeof(struct iommu_execute_wbinvd)
+ * @flags: Must be 0 (EOPNOTSUPP otherwise)
+ *
+ * iommufd-rs extension. Writes back and invalidates the data caches of every
+ * CPU (x86 WBINVD on all CPUs), for a VMM that emulates a guest's WBINVD
+ * itself instead of leaving it to KVM. A caller is entitled to it only while
+ * a device bound to this iommufd does non-coherent DMA (the state
+ * IOMMU_HW_CAP_NONCOHERENT_DMA reports): only then can the device's writes
+ * bypass the caches the flush is about. Otherwise the command fails with
+ * EPERM and flushes nothing. EOPNOTSUPP on architectures without such an
+ * instruction.
+ *
+ * A flush of every CPU stalls all of them for the time the hardware takes to
+ * write back its caches, other tenants included; the entitlement above is
+ * what limits who can impose that cost (see
+ * Documentation/iommufd_rs/coherency.rst).
+ */
+struct iommu_execute_wbinvd {
+	__u32 size;
+	__u32 flags;
+};
+#define IOMMUFD_CMD_EXECUTE_WBINVD 0xc0
+#define IOMMU_EXECUTE_WBINVD _IO(IOMMUFD_TYPE, IOMMUFD_CMD_EXECUTE_WBINVD)
+
 /**
  * struct iommu_test_device_no_snoop - ioctl(IOMMU_TEST_DEVICE_NO_SNOOP)
  * @size: sizeof(struct iommu_test_device_no_snoop)

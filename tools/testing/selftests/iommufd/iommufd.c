@@ -120,7 +120,7 @@ TEST_F(iommufd, cmd_fail)
 	static const unsigned long not_ioctls[] = {
 		/* just below and far above the command range */
 		_IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE - 1),
-		_IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 0x40),
+		_IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 0x50),
 		_IO(IOMMUFD_TYPE, 0),
 		_IO(IOMMUFD_TYPE, 0xff),
 		/* the IOMMU_DESTROY number under another type letter */
