@@ -33,9 +33,10 @@ REQUIRED_SUITES = {
     "rust_doctests_kernel": re.compile(r"xarray|notifier"),
 }
 KSELFTESTS = ["iommufd", "iommufd_ioas", "iommufd_fail_nth", "iommufd_device",
-              "iommufd_edu", "iommufd_coherency", "kvm_vcpu"]
+              "iommufd_edu", "iommufd_coherency", "iommufd_kvm_vfio",
+              "kvm_vcpu"]
 # guest/check.sh records this many steps when it runs to the end.
-MIN_STEPS = 8
+MIN_STEPS = 10
 SPLATS = re.compile(
     r"WARNING:|BUG:|kernel BUG at|Oops|general protection fault|Kernel panic"
     r"|possible circular locking|possible recursive locking"

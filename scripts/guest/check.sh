@@ -30,12 +30,12 @@ unload_modules() {
 	# In dependency order; modprobe -r would also try to remove modules
 	# that something else still holds.
 	local m
-	for m in vfio_pci vfio_pci_core vfio_iommu_type1 vfio iommufd; do
+	for m in kvm_vfio_rs vfio_pci vfio_pci_core vfio_iommu_type1 vfio iommufd; do
 		if grep -q "^$m " /proc/modules; then
 			rmmod $m || return 1
 		fi
 	done
-	! grep -qE '^(vfio_pci|vfio|iommufd) ' /proc/modules
+	! grep -qE '^(kvm_vfio_rs|vfio_pci|vfio|iommufd) ' /proc/modules
 }
 
 kmemleak_scan() {
@@ -59,16 +59,21 @@ step "vfio-pci binds the test devices" setup_devices
 step "vfio cdevs exist" test -c "$(vfio_cdev "$EDU_BDF")" -a -c "$(vfio_cdev "$NIC_BDF")"
 step "kvm_amd or kvm_intel loaded" \
 	sh -c 'test -d /sys/module/kvm_amd || test -d /sys/module/kvm_intel'
+# KVM loads the Rust KVM-VFIO device on the first KVM_CREATE_DEVICE of its
+# type (the selftest below); nothing may have loaded it before.
+step "kvm_vfio_rs not loaded yet" sh -c '! grep -q "^kvm_vfio_rs " /proc/modules'
 
 for prog in "$kst"/iommufd/iommufd "$kst"/iommufd/iommufd_ioas \
 	    "$kst"/iommufd/iommufd_fail_nth "$kst"/iommufd/iommufd_device \
 	    "$kst"/iommufd/iommufd_edu "$kst"/iommufd/iommufd_coherency \
-	    "$kst"/iommufd/kvm_vcpu; do
+	    "$kst"/iommufd/iommufd_kvm_vfio "$kst"/iommufd/kvm_vcpu; do
 	name=$(basename "$prog")
 	echo "# $(cut -d' ' -f1 /proc/uptime) kselftest $name" >> "$out/steps.log"
 	(cd "$(dirname "$prog")" && timeout 300 "$prog") > "$out/$name.tap" 2>&1
 	echo "# exit status $?" >> "$out/$name.tap"
 done
+
+step "kvm_vfio_rs was loaded on demand" grep -q "^kvm_vfio_rs " /proc/modules
 
 # Every object must be gone once the module is: unload it, then look for
 # leaks.  kmemleak only reports objects older than 5 s.
