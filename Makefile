@@ -30,10 +30,7 @@ build-c:
 RUNDIR = $${TMPDIR:-/tmp}/iommufd-rs-run
 
 run: build
-	@rm -rf $(RUNDIR) && mkdir -p $(RUNDIR)
-	$(S)/vm.sh $${PROFILE:-sc-on} $(RUNDIR) $(CURDIR)/$(S)/guest/demo.sh $(RUNDIR) \
-		|| { tail -n 30 $(RUNDIR)/console.log; exit 1; }
-	@cat $(RUNDIR)/demo.txt
+	RUNDIR=$(RUNDIR) $(S)/run.sh
 
 shell: build
 	$(S)/vm.sh $${PROFILE:-sc-on} $(RUNDIR) shell
