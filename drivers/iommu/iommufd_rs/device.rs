@@ -103,11 +103,9 @@ impl IGroup {
     /// bound device.
     fn get(ctx: &Ctx, group: ARef<Group>) -> Result<Arc<Self>> {
         let mut groups = ctx.groups.lock();
-        for g in groups.iter() {
-            if core::ptr::eq(&*g.group, &*group) {
-                g.state.lock().bound += 1;
-                return Ok(g.clone());
-            }
+        if let Some(g) = Self::find(&groups, &group) {
+            g.state.lock().bound += 1;
+            return Ok(g.clone());
         }
         let g = Arc::pin_init(
             pin_init!(Self {
@@ -125,6 +123,11 @@ impl IGroup {
         Ok(g)
     }
 
+    /// The entry of `group` among a context's `groups`.
+    fn find<'a>(groups: &'a [Arc<Self>], group: &Group) -> Option<&'a Arc<Self>> {
+        groups.iter().find(|g| core::ptr::eq(&*g.group, group))
+    }
+
     /// Counts one bound device less; forgets the group when none is left.
     fn put(self: &Arc<Self>, ctx: &Ctx) {
         let mut groups = ctx.groups.lock();
@@ -139,10 +142,7 @@ impl IGroup {
 
 /// Whether a device of `group` is bound to `ctx`.
 pub(crate) fn ctx_has_group(ctx: &Ctx, group: &Group) -> bool {
-    ctx.groups
-        .lock()
-        .iter()
-        .any(|g| core::ptr::eq(&*g.group, group))
+    IGroup::find(&ctx.groups.lock(), group).is_some()
 }
 
 /// A device bound to a context: the object VFIO gets when it binds.

@@ -125,6 +125,24 @@ unsafe extern "C" fn iommufd_rs_device_unbind(bound: *mut Bound) {
     Bound::unbind(unsafe { KBox::from_raw(bound) });
 }
 
+/// Runs `op` (attach or replace) on `bound` for the page table `*pt_id` and stores the HWPT it
+/// ended up on in `*pt_id`; the errno otherwise.
+///
+/// # Safety
+///
+/// `bound` came from [`iommufd_rs_device_bind`] and is still bound; `pt_id` is valid.
+unsafe fn to_pt(bound: *const Bound, pt_id: *mut u32, op: fn(&Bound, u32) -> Result<u32>) -> c_int {
+    // SAFETY: As the caller guarantees.
+    let (bound, pt_id) = unsafe { (&*bound, &mut *pt_id) };
+    match op(bound, *pt_id) {
+        Ok(id) => {
+            *pt_id = id;
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
 /// `iommufd_device_attach` (no PASID): attaches to `*pt_id` and stores the HWPT id there.
 ///
 /// # Safety
@@ -133,14 +151,7 @@ unsafe extern "C" fn iommufd_rs_device_unbind(bound: *mut Bound) {
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_device_attach(bound: *const Bound, pt_id: *mut u32) -> c_int {
     // SAFETY: As the caller guarantees.
-    let (bound, pt_id) = unsafe { (&*bound, &mut *pt_id) };
-    match bound.attach(*pt_id) {
-        Ok(id) => {
-            *pt_id = id;
-            0
-        }
-        Err(e) => e.to_errno(),
-    }
+    unsafe { to_pt(bound, pt_id, Bound::attach) }
 }
 
 /// `iommufd_device_replace` (no PASID): moves to `*pt_id` and stores the HWPT id there.
@@ -151,14 +162,7 @@ unsafe extern "C" fn iommufd_rs_device_attach(bound: *const Bound, pt_id: *mut u
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_device_replace(bound: *const Bound, pt_id: *mut u32) -> c_int {
     // SAFETY: As the caller guarantees.
-    let (bound, pt_id) = unsafe { (&*bound, &mut *pt_id) };
-    match bound.replace(*pt_id) {
-        Ok(id) => {
-            *pt_id = id;
-            0
-        }
-        Err(e) => e.to_errno(),
-    }
+    unsafe { to_pt(bound, pt_id, Bound::replace) }
 }
 
 /// `iommufd_device_detach` (no PASID).

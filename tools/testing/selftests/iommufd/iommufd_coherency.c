@@ -977,23 +977,6 @@ TEST_F(coherency, live_state_follows_replace)
 
 /* --- the coherency notifier ------------------------------------------ */
 
-/* What the counting test subscriber on @dev_id (0: the context) saw. */
-static int _test_events(int fd, __u32 dev_id, __u32 *events, __u32 *state)
-{
-	struct iommu_test_coherency_events cmd = {
-		.size = sizeof(cmd),
-		.dev_id = dev_id,
-	};
-	int rc;
-
-	rc = ioctl(fd, IOMMU_TEST_COHERENCY_EVENTS, &cmd);
-	if (!rc) {
-		*events = cmd.out_events;
-		*state = cmd.out_state;
-	}
-	return rc;
-}
-
 /*
  * After the operation @what: exactly one more event on the device's chain
  * and one on the context's, each carrying the state now.
@@ -1001,11 +984,13 @@ static int _test_events(int fd, __u32 dev_id, __u32 *events, __u32 *state)
 #define expect_events(dev_id, dev_before, ctx_before, nc, what)               \
 	({                                                                    \
 		__u32 __ev, __st;                                             \
-		ASSERT_EQ(0, _test_events(self->fd, dev_id, &__ev, &__st));   \
+		ASSERT_EQ(0, _test_ioctl_coherency_events(self->fd, dev_id,   \
+							  &__ev, &__st));     \
 		EXPECT_EQ((dev_before) + 1, __ev) TH_LOG("device, %s", what); \
 		EXPECT_EQ((__u32)(nc), __st) TH_LOG("device, %s", what);      \
 		dev_before = __ev;                                            \
-		ASSERT_EQ(0, _test_events(self->fd, 0, &__ev, &__st));        \
+		ASSERT_EQ(0, _test_ioctl_coherency_events(self->fd, 0,        \
+							  &__ev, &__st));     \
 		EXPECT_EQ((ctx_before) + 1, __ev) TH_LOG("context, %s", what);\
 		EXPECT_EQ((__u32)(nc), __st) TH_LOG("context, %s", what);     \
 		ctx_before = __ev;                                            \
@@ -1029,11 +1014,13 @@ TEST_F(coherency, notifier_follows_every_change)
 	test_ioas_alloc_mode(MODE_AUTO, &auto_ioas);
 
 	/* nothing published yet: binding attaches nothing */
-	ASSERT_EQ(0, _test_events(self->fd, self->devid, &dev_ev, &st));
+	ASSERT_EQ(0, _test_ioctl_coherency_events(self->fd, self->devid,
+						  &dev_ev, &st));
 	EXPECT_EQ(0U, dev_ev);
-	ASSERT_EQ(0, _test_events(self->fd, 0, &ctx_ev, &st));
+	ASSERT_EQ(0, _test_ioctl_coherency_events(self->fd, 0, &ctx_ev, &st));
 	EXPECT_EQ(0U, ctx_ev);
-	EXPECT_ERRNO(ENOENT, _test_events(self->fd, nc_a, &dev_ev, &st));
+	EXPECT_ERRNO(ENOENT, _test_ioctl_coherency_events(self->fd, nc_a,
+							  &dev_ev, &st));
 
 	pt = nc_a;
 	test_ioctl_vfio_attach(self->dev, &pt);
@@ -1066,17 +1053,18 @@ TEST_F(coherency, notifier_follows_every_change)
 	 */
 	ASSERT_EQ(0, close(self->dev));
 	self->dev = -1;
-	ASSERT_EQ(0, _test_events(self->fd, 0, &dev_ev, &st));
+	ASSERT_EQ(0, _test_ioctl_coherency_events(self->fd, 0, &dev_ev, &st));
 	EXPECT_EQ(ctx_ev + 2, dev_ev);
 	EXPECT_EQ(0U, st);
-	EXPECT_ERRNO(ENOENT, _test_events(self->fd, self->devid, &dev_ev, &st));
+	EXPECT_ERRNO(ENOENT, _test_ioctl_coherency_events(self->fd, self->devid,
+							  &dev_ev, &st));
 
 	/* destroying objects publishes the (unchanged) context state too */
-	ASSERT_EQ(0, _test_events(self->fd, 0, &ctx_ev, &st));
+	ASSERT_EQ(0, _test_ioctl_coherency_events(self->fd, 0, &ctx_ev, &st));
 	test_ioctl_destroy(nc_a);
 	test_ioctl_destroy(nc_b);
 	test_ioctl_destroy(auto_ioas);
-	ASSERT_EQ(0, _test_events(self->fd, 0, &dev_ev, &st));
+	ASSERT_EQ(0, _test_ioctl_coherency_events(self->fd, 0, &dev_ev, &st));
 	EXPECT_EQ(ctx_ev + 3, dev_ev);
 	EXPECT_EQ(0U, st);
 }

@@ -1409,18 +1409,6 @@ static bool wait_kmsg(int kmsg, const char *needle, int ms)
 	return false;
 }
 
-/* Events the test subscriber of the context saw, and the last one. */
-static int ctx_events(int fd, __u32 *events, __u32 *state)
-{
-	struct iommu_test_coherency_events cmd = { .size = sizeof(cmd) };
-	int rc;
-
-	rc = ioctl(fd, IOMMU_TEST_COHERENCY_EVENTS, &cmd);
-	*events = cmd.out_events;
-	*state = cmd.out_state;
-	return rc;
-}
-
 /* Puts a removed edu back: rescan the bus and hand the new function to vfio-pci. */
 static int restore_edu(const char *bdf)
 {
@@ -1490,12 +1478,12 @@ TEST_F_TIMEOUT(vfio_device, remove_while_attached, 90)
 	expect_vmpin(NPAGES);
 	test_err_ioctl_destroy(EBUSY, ioas_id);
 
-	ASSERT_EQ(0, ctx_events(self->fd, &ev_before, &st));
+	ASSERT_EQ(0, _test_ioctl_coherency_events(self->fd, 0, &ev_before, &st));
 	ASSERT_EQ(0, close(self->dev));
 	self->dev = -1;
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	/* the context's subscribers heard the detach and the unbind */
-	ASSERT_EQ(0, ctx_events(self->fd, &ev_after, &st));
+	ASSERT_EQ(0, _test_ioctl_coherency_events(self->fd, 0, &ev_after, &st));
 	EXPECT_EQ(ev_before + 2, ev_after);
 	EXPECT_EQ(0U, st);
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)

@@ -357,6 +357,28 @@ static inline int _test_ioctl_vfio_detach(int devfd)
 #define test_err_ioctl_vfio_detach(_errno, devfd) \
 	EXPECT_ERRNO(_errno, _test_ioctl_vfio_detach(devfd))
 
+/*
+ * IOMMU_TEST_COHERENCY_EVENTS (test kernels only): the number of events the
+ * counting test subscriber on @dev_id (0: the context) saw, and the last.
+ * Returns 0, or -1 with errno set (then *events and *state are untouched).
+ */
+static inline int _test_ioctl_coherency_events(int fd, __u32 dev_id,
+					       __u32 *events, __u32 *state)
+{
+	struct iommu_test_coherency_events cmd = {
+		.size = sizeof(cmd),
+		.dev_id = dev_id,
+	};
+	int rc;
+
+	rc = ioctl(fd, IOMMU_TEST_COHERENCY_EVENTS, &cmd);
+	if (!rc) {
+		*events = cmd.out_events;
+		*state = cmd.out_state;
+	}
+	return rc;
+}
+
 /* VFIO_DEVICE_GET_REGION_INFO for region @index (no capability chain). */
 static inline int _vfio_region_info(int devfd, __u32 index,
 				    struct vfio_region_info *info)
