@@ -6,12 +6,13 @@
 
 S := scripts
 
-.PHONY: run check test bench build build-c shell setup help
+.PHONY: run check check-builtin test bench build build-c shell setup help
 
 help:
 	@echo "make run    - build the kernel with the Rust iommufd and boot the demo VM"
 	@echo "make check  - build and run every test (kselftests, KUnit, static checks)"
 	@echo "make test   - the quick loop: build, VM tests in one profile, no static checks or kmemleak"
+	@echo "make check-builtin - the KVM-VFIO test on a kernel with KVM, VFIO and iommufd built in"
 	@echo "make build  - only build (kernel, modules, headers, kselftests)"
 	@echo "make bench  - map/unmap benchmark on the Rust and on the upstream C iommufd"
 	@echo "make shell  - boot the test VM (snoop-control=on) with an interactive shell"
@@ -37,6 +38,9 @@ shell: build
 
 check:
 	$(S)/check.sh
+
+check-builtin:
+	$(S)/check-builtin.sh
 
 bench:
 	$(S)/bench.sh

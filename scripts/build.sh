@@ -4,8 +4,11 @@
 # Build everything the VM needs: kernel, modules, uAPI headers and the
 # kselftests, incrementally in a build directory under the cache.
 #
-#   build.sh [rs|c]     rs (default): our iommufd; c: upstream's C iommufd
-#                       from the same source, for side-by-side comparisons.
+#   build.sh [rs|c|builtin]
+#                       rs (default): our iommufd; c: upstream's C iommufd
+#                       from the same source, for side-by-side comparisons;
+#                       builtin: ours with KVM, VFIO, iommufd and the Rust
+#                       KVM-VFIO device built in (make check-builtin).
 
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -24,6 +27,12 @@ if [ "$flavour" = c ]; then
 		'# CONFIG_IOMMUFD_RS_KUNIT_TEST is not set' \
 		'# CONFIG_IOMMUFD_RS_TEST is not set' > "$kdir/upstream-c.config"
 	extra=("$kdir/upstream-c.config")
+elif [ "$flavour" = builtin ]; then
+	printf 'CONFIG_%s=y\n' KVM KVM_AMD KVM_INTEL KVM_VFIO_RS VFIO VFIO_PCI \
+		IOMMUFD > "$kdir/builtin.config"
+	extra=("$kdir/builtin.config")
+elif [ "$flavour" != rs ]; then
+	die "unknown flavour $flavour (rs, c, builtin)"
 fi
 
 # (Re)configure when the fragment or the configure logic changed.
