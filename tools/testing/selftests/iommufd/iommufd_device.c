@@ -1363,13 +1363,6 @@ TEST_F(two_devices, copy_then_attach)
 	expect_vmpin(0);
 }
 
-/*
- * Hot removal while attached.  Not built by default: it passed in the sc-on
- * profile, but in one sc-off run the final "rmmod vfio_pci" of the test VM
- * hung afterwards (the removed and rescanned edu is a new PCI device); until
- * that is understood, build with -DIOMMUFD_TEST_HOT_REMOVE to run it.
- */
-#ifdef IOMMUFD_TEST_HOT_REMOVE
 /* ---------------------------------------------------------------------- */
 /* hot removal                                                             */
 /* ---------------------------------------------------------------------- */
@@ -1498,7 +1491,5 @@ TEST_F_TIMEOUT(vfio_device, remove_while_attached, 90)
 		TH_LOG("could not bring %s back to vfio-pci", self->bdf);
 	self->dev = open_edu_or_fail(self->bdf);
 }
-
-#endif /* IOMMUFD_TEST_HOT_REMOVE */
 
 TEST_HARNESS_MAIN
