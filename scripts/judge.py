@@ -36,7 +36,7 @@ KSELFTESTS = ["iommufd", "iommufd_ioas", "iommufd_fail_nth", "iommufd_device",
               "iommufd_edu", "iommufd_coherency", "iommufd_kvm_vfio",
               "kvm_vcpu"]
 # guest/check.sh records this many steps when it runs to the end.
-MIN_STEPS = 10
+MIN_STEPS = 11
 SPLATS = re.compile(
     r"WARNING:|BUG:|kernel BUG at|Oops|general protection fault|Kernel panic"
     r"|possible circular locking|possible recursive locking"

@@ -62,6 +62,8 @@ step "kvm_amd or kvm_intel loaded" \
 # KVM loads the Rust KVM-VFIO device on the first KVM_CREATE_DEVICE of its
 # type (the selftest below); nothing may have loaded it before.
 step "kvm_vfio_rs not loaded yet" sh -c '! grep -q "^kvm_vfio_rs " /proc/modules'
+step "unmodified QEMU runs the edu over iommufd with the Rust KVM-VFIO device" \
+	"$(dirname "$0")/qemu.sh" "$out"
 
 for prog in "$kst"/iommufd/iommufd "$kst"/iommufd/iommufd_ioas \
 	    "$kst"/iommufd/iommufd_fail_nth "$kst"/iommufd/iommufd_device \
