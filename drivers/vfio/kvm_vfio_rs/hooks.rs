@@ -11,11 +11,16 @@
 
 use core::ptr::NonNull;
 use kernel::{
+    device::Device,
     ffi::{
         c_int,
         c_void, //
     },
     fs::File,
+    iommu::domain::{
+        self,
+        Cap, //
+    },
     notifier::NotifierBlock,
     prelude::*,
 };
@@ -123,6 +128,9 @@ pub(crate) fn vfio_file_valid(file: &File) -> bool {
 pub(crate) enum VfioFile {
     /// A device cdev file, opened on the device with this key (see [`DeviceKey`]).
     Device(DeviceKey),
+    /// A device cdev file of a device no IOMMU translates for (VFIO's no-IOMMU mode): it can
+    /// never be bound to iommufd, and nothing makes its DMA snoop.
+    Untranslated,
     /// A group file whose IOMMU makes DMA of all its devices snoop (`true`) or not.
     Group(bool),
 }
@@ -135,7 +143,15 @@ pub(crate) fn vfio_file_kind(file: &File) -> VfioFile {
         // SAFETY: As above.
         VfioFile::Group(unsafe { vfio_file_enforced_coherent(raw(file)) })
     } else {
-        VfioFile::Device(DeviceKey(dev as usize))
+        // SAFETY: `dev` is the device of the VFIO file `file`, which the caller holds open, so
+        // it stays valid for this call.
+        let device = unsafe { Device::from_raw(dev.cast()) };
+        // iommufd binds only devices whose IOMMU offers coherent DMA.
+        if domain::device_capable(device, Cap::CacheCoherency) {
+            VfioFile::Device(DeviceKey(dev as usize))
+        } else {
+            VfioFile::Untranslated
+        }
     }
 }
 

@@ -10,8 +10,9 @@
 //!
 //! Upstream's device decides once, when a file is added, from what the device's IOMMU could do.
 //! This one follows the state: every added file is held and watched (a device file through
-//! iommufd's per-device signal, a `/dev/iommu` file through its context's signal; a group file's
-//! answer is fixed when it is added, as upstream), each file's contribution is kept up to date
+//! iommufd's per-device signal, a `/dev/iommu` file through its context's signal; the answer of
+//! a group file, or of the device file of a device no IOMMU translates for, is fixed when it is
+//! added, as upstream), each file's contribution is kept up to date
 //! by the notifier callbacks, and KVM is told only when the VM as a whole goes from "no file
 //! contributes" to "some file does" and back ([`Gate`]), because each such edge makes KVM
 //! rebuild the VM's page tables. Userspace can read the state and why (which files
@@ -162,10 +163,14 @@ impl Gate {
 
 /// Where a file's "non-coherent DMA present" comes from.
 enum Source {
-    /// A VFIO group file: fixed when added, from what its IOMMU can enforce (as upstream).
-    Group {
-        /// Whether the group's devices may do non-coherent DMA.
+    /// A file whose answer is fixed when it is added: a VFIO group file, from what its IOMMU
+    /// can enforce (as upstream), or the device file of a device no IOMMU translates for
+    /// (always non-coherent, as upstream).
+    Fixed {
+        /// Whether the file's devices may do non-coherent DMA.
         noncoherent: bool,
+        /// The `KVM_VFIO_FILE_KIND_*` of the file.
+        kind: u32,
     },
     /// A VFIO device file: what iommufd reports for the device now.
     Device(DeviceKey),
@@ -177,7 +182,7 @@ impl Source {
     /// What the source says now.
     fn noncoherent_dma(&self) -> bool {
         match self {
-            Self::Group { noncoherent } => *noncoherent,
+            Self::Fixed { noncoherent, .. } => *noncoherent,
             Self::Device(dev) => dev.noncoherent_dma(),
             Self::Iommufd(ctx) => ctx.noncoherent_dma(),
         }
@@ -186,7 +191,7 @@ impl Source {
     /// The `KVM_VFIO_FILE_KIND_*` of the file.
     fn kind(&self) -> u32 {
         match self {
-            Self::Group { .. } => uapi::KVM_VFIO_FILE_KIND_GROUP,
+            Self::Fixed { kind, .. } => *kind,
             Self::Device(_) => uapi::KVM_VFIO_FILE_KIND_DEVICE,
             Self::Iommufd(_) => uapi::KVM_VFIO_FILE_KIND_IOMMUFD,
         }
@@ -215,7 +220,7 @@ impl NotifierCallback for Watch {
 /// # Invariants
 ///
 /// While `subscribed`, `watch` is on the notifier chain of its source (the all-devices chain for
-/// a device file, the context's chain for a `/dev/iommu` file; a group file has none) and a VFIO
+/// a device file, the context's chain for a `/dev/iommu` file; a fixed one has none) and a VFIO
 /// file has been lent the VM.
 #[pin_data(PinnedDrop)]
 struct Added {
@@ -233,7 +238,7 @@ impl Added {
     fn start(self: Pin<&mut Self>) -> Result {
         let block = self.watch.as_block();
         match &self.watch.inner().source {
-            Source::Group { .. } => {}
+            Source::Fixed { .. } => {}
             // SAFETY: The block lives in `self`, which is pinned and unsubscribes before it
             // goes (`drop`); the module cannot go while a device, and so `self`, exists.
             Source::Device(_) => unsafe { hooks::watch_devices(block) }?,
@@ -246,7 +251,7 @@ impl Added {
         // INVARIANT: The block was just put on its source's chain.
         this.subscribed = true;
         let watch = this.watch.inner();
-        if matches!(watch.source, Source::Group { .. } | Source::Device(_)) {
+        if !matches!(watch.source, Source::Iommufd(_)) {
             watch.gate.kvm.lend_to(&this.file, true);
         }
         watch.gate.refresh(watch);
@@ -261,7 +266,7 @@ impl PinnedDrop for Added {
         if self.subscribed {
             let block = self.watch.as_block();
             match &watch.source {
-                Source::Group { .. } => {}
+                Source::Fixed { .. } => {}
                 // SAFETY: Subscribed in `start` (type invariant).
                 Source::Device(_) => unsafe { hooks::unwatch_devices(block) },
                 // SAFETY: As above.
@@ -322,8 +327,13 @@ impl KvmVfio {
         let source = if hooks::vfio_file_valid(&file) {
             match hooks::vfio_file_kind(&file) {
                 VfioFile::Device(dev) => Source::Device(dev),
-                VfioFile::Group(coherent) => Source::Group {
+                VfioFile::Untranslated => Source::Fixed {
+                    noncoherent: true,
+                    kind: uapi::KVM_VFIO_FILE_KIND_DEVICE,
+                },
+                VfioFile::Group(coherent) => Source::Fixed {
                     noncoherent: !coherent,
+                    kind: uapi::KVM_VFIO_FILE_KIND_GROUP,
                 },
             }
         } else {
