@@ -1367,20 +1367,6 @@ TEST_F(two_devices, copy_then_attach)
 /* hot removal                                                             */
 /* ---------------------------------------------------------------------- */
 
-/* Writes @val to the sysfs file @path. 0 or -errno. */
-static int sysfs_write(const char *path, const char *val)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n == (ssize_t)strlen(val) ? 0 : -EIO;
-}
-
 /*
  * Waits up to @ms for a kernel log line containing @needle, reading from
  * @kmsg (opened non-blocking, positioned before the event). true if seen.
@@ -1408,19 +1394,19 @@ static int restore_edu(const char *bdf)
 	char path[256], dir[200];
 	int i;
 
-	if (sysfs_write("/sys/bus/pci/rescan", "1"))
+	if (write_file("/sys/bus/pci/rescan", "1", 0))
 		return -EIO;
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override",
 		 bdf);
-	if (sysfs_write(path, "vfio-pci"))
+	if (write_file(path, "vfio-pci", 0))
 		return -ENOENT;
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
 	if (access(path, F_OK) == 0) {
 		snprintf(path, sizeof(path),
 			 "/sys/bus/pci/devices/%s/driver/unbind", bdf);
-		sysfs_write(path, bdf);
+		write_file(path, bdf, 0);
 	}
-	if (sysfs_write("/sys/bus/pci/drivers_probe", bdf))
+	if (write_file("/sys/bus/pci/drivers_probe", bdf, 0))
 		return -EIO;
 	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
 	for (i = 0; i < 100; i++) {
@@ -1461,7 +1447,7 @@ TEST_F_TIMEOUT(vfio_device, remove_while_attached, 90)
 		/* our copy of the device file would keep it in use forever */
 		close(self->dev);
 		close(self->fd);
-		_exit(sysfs_write(path, "1") ? 1 : 0);
+		_exit(write_file(path, "1", 0) ? 1 : 0);
 	}
 
 	EXPECT_TRUE(wait_kmsg(kmsg, "blocked until released by user", 15000))

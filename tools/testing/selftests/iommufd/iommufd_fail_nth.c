@@ -133,25 +133,6 @@ static int read_knob(const char *path, char *out, size_t size)
 	return n ? 0 : -ENODATA;
 }
 
-/* 0 or -errno */
-static int write_knob(const char *path, const char *val)
-{
-	size_t len = strlen(val);
-	ssize_t n;
-	int fd, err = 0;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, len);
-	if (n < 0)
-		err = -errno;
-	else if ((size_t)n != len)
-		err = -EIO;
-	close(fd);
-	return err;
-}
-
 /* ------------------------------------------------------------------------ */
 /* the fail-nth countdown */
 
@@ -886,7 +867,7 @@ static int restore_knobs(FIXTURE_DATA(fail_nth) *self, const char **failed)
 
 		if (!k->changed)
 			continue;
-		err = write_knob(k->path, k->saved);
+		err = write_file(k->path, k->saved, 0);
 		if (err && !first) {
 			first = err;
 			*failed = k->path;
@@ -999,7 +980,7 @@ FIXTURE_SETUP(fail_nth)
 	for (i = 0; i < self->n_knobs; i++) {
 		struct knob *k = &self->knobs[i];
 
-		err = write_knob(k->path, k->want);
+		err = write_file(k->path, k->want, 0);
 		if (err && k->optional)
 			continue;
 		if (err) {
@@ -1072,7 +1053,7 @@ static int only_in_module(FIXTURE_DATA(fail_nth) *self, const char *mod)
 		for (; first < self->n_knobs; first++) {
 			struct knob *k = &self->knobs[first];
 
-			err = write_knob(k->path, k->want);
+			err = write_file(k->path, k->want, 0);
 			if (err)
 				return err;
 			k->changed = true;

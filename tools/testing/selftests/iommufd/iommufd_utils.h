@@ -466,4 +466,28 @@ static inline int _test_ioctl_option(int fd, __u32 option_id, __u16 op,
 	return rc;
 }
 
+/*
+ * Write @text to the file @path (sysfs, debugfs, tracefs knobs), opened with
+ * O_WRONLY | @flags: pass O_APPEND for files where truncation means
+ * something, such as kprobe_events. Returns 0 or -errno (-EIO for a short
+ * write).
+ */
+static inline int write_file(const char *path, const char *text, int flags)
+{
+	size_t len = strlen(text);
+	int fd, err = 0;
+	ssize_t n;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC | flags);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, len);
+	if (n < 0)
+		err = -errno;
+	else if ((size_t)n != len)
+		err = -EIO;
+	close(fd);
+	return err;
+}
+
 #endif /* __SELFTEST_IOMMUFD_RS_UTILS_H */

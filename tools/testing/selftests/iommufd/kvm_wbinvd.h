@@ -25,6 +25,7 @@
 #include <linux/kvm.h>
 
 #include "kselftest_harness.h"
+#include "iommufd_utils.h"
 
 /* ---------------------------------------------------------------------- */
 /* kprobes through tracefs                                                */
@@ -53,22 +54,10 @@ static const struct {
  */
 static int tracefs_write(const char *rel, const char *text)
 {
-	size_t len = strlen(text);
 	char path[PATH_MAX];
-	int fd, err = 0;
-	ssize_t n;
 
 	snprintf(path, sizeof(path), TRACEFS "/%s", rel);
-	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, len);
-	if (n < 0)
-		err = -errno;
-	else if ((size_t)n != len)
-		err = -EIO;
-	close(fd);
-	return err;
+	return write_file(path, text, O_APPEND);
 }
 
 /* events/<group>/<event>/enable <- @on */

@@ -435,6 +435,16 @@ static inline long read_status_kb(const char *key)
 /* capabilities and RLIMIT_MEMLOCK                                        */
 /* ---------------------------------------------------------------------- */
 
+/* Read this process's capability sets into @hdr and @data. 0 or -1. */
+static inline int get_caps(struct __user_cap_header_struct *hdr,
+			   struct __user_cap_data_struct *data)
+{
+	hdr->version = _LINUX_CAPABILITY_VERSION_3;
+	hdr->pid = 0;
+	memset(data, 0, sizeof(*data) * _LINUX_CAPABILITY_U32S_3);
+	return syscall(SYS_capget, hdr, data);
+}
+
 /*
  * Set (@on) or clear capability @cap in this process's effective set with
  * raw capget/capset, no libcap. Raising only works while the capability is
@@ -446,14 +456,10 @@ static inline long read_status_kb(const char *key)
  */
 static inline int set_effective_cap(int cap, bool on)
 {
-	struct __user_cap_header_struct hdr = {
-		.version = _LINUX_CAPABILITY_VERSION_3,
-		.pid = 0,
-	};
+	struct __user_cap_header_struct hdr;
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
 
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data))
+	if (get_caps(&hdr, data))
 		return -1;
 	if (on)
 		data[CAP_TO_INDEX(cap)].effective |= CAP_TO_MASK(cap);
@@ -465,14 +471,10 @@ static inline int set_effective_cap(int cap, bool on)
 /* 1 if @cap is in the effective set, 0 if not, -1 on error */
 static inline int have_effective_cap(int cap)
 {
-	struct __user_cap_header_struct hdr = {
-		.version = _LINUX_CAPABILITY_VERSION_3,
-		.pid = 0,
-	};
+	struct __user_cap_header_struct hdr;
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
 
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data))
+	if (get_caps(&hdr, data))
 		return -1;
 	return !!(data[CAP_TO_INDEX(cap)].effective & CAP_TO_MASK(cap));
 }
