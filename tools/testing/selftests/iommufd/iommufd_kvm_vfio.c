@@ -473,7 +473,7 @@ static void __env_setup(struct __test_metadata *_metadata, struct env *e)
 
 	open_iommufd_or_fail(&e->fd);
 	e->edu = open_edu_or_fail(e->bdf);
-	__guest_create(_metadata, &e->g);
+	__guest_create_wbinvd(_metadata, &e->g);
 	e->kdev = __kvfio_create(_metadata, e->g.vm);
 	/* last: nothing after it may fail */
 	__probes_install(_metadata);

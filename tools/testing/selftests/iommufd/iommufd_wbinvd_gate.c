@@ -103,7 +103,7 @@ TEST(gate)
 	bool sc;
 
 	__probes_install(_metadata);
-	__guest_create(_metadata, &g);
+	__guest_create_wbinvd(_metadata, &g);
 	ASSERT_EQ(0, ioctl(g.vm, KVM_CREATE_DEVICE, &cd))
 		TH_LOG("KVM_CREATE_DEVICE(VFIO): %s", strerror(errno));
 	kdev_fd = cd.fd;

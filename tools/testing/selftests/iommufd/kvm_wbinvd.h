@@ -26,6 +26,7 @@
 
 #include "kselftest_harness.h"
 #include "iommufd_utils.h"
+#include "kvm_guest.h"
 
 /* ---------------------------------------------------------------------- */
 /* kprobes through tracefs                                                */
@@ -172,14 +173,9 @@ static void __probes_install(struct __test_metadata *_metadata)
 }
 
 /* ---------------------------------------------------------------------- */
-/* a KVM guest that executes WBINVD                                       */
+/* a guest that executes WBINVD                                           */
 /* ---------------------------------------------------------------------- */
 
-#define KVM_DEV_PATH "/dev/kvm"
-
-/* one memslot at guest physical 0; the code at 0x1000, CS base 0 */
-#define GUEST_MEM_SIZE 0x10000UL
-#define GUEST_CODE_GPA 0x1000UL
 #define GUEST_WBINVDS 64
 
 /* 16-bit real mode: CX = GUEST_WBINVDS; WBINVD CX times; HLT */
@@ -189,113 +185,6 @@ static const unsigned char guest_code[] = {
 	0xe2, 0xfc,					/* loop 1b     */
 	0xf4,						/* hlt         */
 };
-
-struct guest {
-	int kvm;
-	int vm;
-	int vcpu;
-	void *mem;
-	struct kvm_run *run;
-	size_t run_size;
-};
-
-static const char *exit_reason_name(__u32 reason)
-{
-	switch (reason) {
-	case KVM_EXIT_UNKNOWN: return "UNKNOWN";
-	case KVM_EXIT_EXCEPTION: return "EXCEPTION";
-	case KVM_EXIT_IO: return "IO";
-	case KVM_EXIT_DEBUG: return "DEBUG";
-	case KVM_EXIT_HLT: return "HLT";
-	case KVM_EXIT_MMIO: return "MMIO";
-	case KVM_EXIT_SHUTDOWN: return "SHUTDOWN";
-	case KVM_EXIT_FAIL_ENTRY: return "FAIL_ENTRY";
-	case KVM_EXIT_INTR: return "INTR";
-	case KVM_EXIT_INTERNAL_ERROR: return "INTERNAL_ERROR";
-	default: return "?";
-	}
-}
-
-static void guest_init(struct guest *g)
-{
-	g->kvm = g->vm = g->vcpu = -1;
-	g->mem = MAP_FAILED;
-	g->run = MAP_FAILED;
-	g->run_size = 0;
-}
-
-/* Close whatever of @g is open. Returns 0 or the first failing close's -1. */
-static int guest_destroy(struct guest *g)
-{
-	int rc = 0;
-
-	if (g->run != MAP_FAILED)
-		munmap(g->run, g->run_size);
-	if (g->vcpu >= 0 && close(g->vcpu))
-		rc = -1;
-	if (g->vm >= 0 && close(g->vm))
-		rc = -1;
-	if (g->mem != MAP_FAILED)
-		munmap(g->mem, GUEST_MEM_SIZE);
-	if (g->kvm >= 0 && close(g->kvm))
-		rc = -1;
-	guest_init(g);
-	return rc;
-}
-
-/* A VM with the guest code in memory and one vCPU in real mode. */
-static void __guest_create(struct __test_metadata *_metadata, struct guest *g)
-{
-	struct kvm_userspace_memory_region region = {};
-	int mmap_size;
-
-	guest_init(g);
-	g->kvm = open(KVM_DEV_PATH, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, g->kvm)
-		TH_LOG("open %s: %s (kvm and kvm_amd/kvm_intel must be "
-		       "loaded)", KVM_DEV_PATH, strerror(errno));
-	g->vm = ioctl(g->kvm, KVM_CREATE_VM, 0UL);
-	ASSERT_LE(0, g->vm) TH_LOG("KVM_CREATE_VM: %s", strerror(errno));
-
-	g->mem = mmap(NULL, GUEST_MEM_SIZE, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	ASSERT_NE(MAP_FAILED, g->mem);
-	memcpy((char *)g->mem + GUEST_CODE_GPA, guest_code,
-	       sizeof(guest_code));
-	region.slot = 0;
-	region.guest_phys_addr = 0;
-	region.memory_size = GUEST_MEM_SIZE;
-	region.userspace_addr = (uintptr_t)g->mem;
-	ASSERT_EQ(0, ioctl(g->vm, KVM_SET_USER_MEMORY_REGION, &region))
-		TH_LOG("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
-
-	g->vcpu = ioctl(g->vm, KVM_CREATE_VCPU, 0UL);
-	ASSERT_LE(0, g->vcpu) TH_LOG("KVM_CREATE_VCPU: %s", strerror(errno));
-	mmap_size = ioctl(g->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	ASSERT_LE((int)sizeof(struct kvm_run), mmap_size)
-		TH_LOG("KVM_GET_VCPU_MMAP_SIZE: %d (%s)", mmap_size,
-		       strerror(errno));
-	g->run_size = mmap_size;
-	g->run = mmap(NULL, g->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      g->vcpu, 0);
-	ASSERT_NE(MAP_FAILED, g->run)
-		TH_LOG("mmap kvm_run: %s", strerror(errno));
-
-#if defined(__x86_64__) || defined(__i386__)
-	{
-		struct kvm_sregs sregs;
-
-		ASSERT_EQ(0, ioctl(g->vcpu, KVM_GET_SREGS, &sregs));
-		/* flat real mode: every segment at base 0 */
-		sregs.cs.base = sregs.ds.base = sregs.es.base = 0;
-		sregs.ss.base = 0;
-		sregs.cs.selector = sregs.ds.selector = 0;
-		sregs.es.selector = sregs.ss.selector = 0;
-		ASSERT_EQ(0, ioctl(g->vcpu, KVM_SET_SREGS, &sregs))
-			TH_LOG("KVM_SET_SREGS: %s", strerror(errno));
-	}
-#endif
-}
 
 /*
  * Run the guest program once from the start, to its HLT, and return how
@@ -314,13 +203,7 @@ static __u64 __guest_wbinvds(struct __test_metadata *_metadata,
 	int rc;
 
 	before = __probe_calls(_metadata, PROBE_MASK);
-
-	memset(&regs, 0, sizeof(regs));
-	regs.rip = GUEST_CODE_GPA;
-	regs.rflags = 0x2;	/* the always-one bit */
-	regs.rsp = GUEST_MEM_SIZE - 0x10;
-	ASSERT_EQ(0, ioctl(g->vcpu, KVM_SET_REGS, &regs))
-		TH_LOG("KVM_SET_REGS: %s", strerror(errno));
+	__guest_start(_metadata, g);
 	do {
 		rc = ioctl(g->vcpu, KVM_RUN, 0);
 	} while (rc && errno == EINTR);
@@ -347,6 +230,10 @@ static __u64 __guest_wbinvds(struct __test_metadata *_metadata,
 	return 0;
 #endif
 }
+
+/* The WBINVD guest of __guest_wbinvds(). */
+#define __guest_create_wbinvd(_metadata, g)                                   \
+	__guest_create(_metadata, g, guest_code, sizeof(guest_code))
 
 /* One guest run must flush once per WBINVD when @nc, else never. */
 #define expect_flushes(g, nc, when)                                           \
