@@ -188,6 +188,15 @@ impl Pages {
         Ok(())
     }
 
+    /// Keeps the pages pinned, and so allocated to us, for as long as the system runs: for pages
+    /// an IOMMU driver failed to unmap, which a device may still reach. Costs their memory and
+    /// the payer's charge, which is better than letting a device write to freed memory.
+    fn pin_forever(self: &Arc<Self>) {
+        self.pins.lock().users += 1;
+        // Without this the pins would go when the last area over the pages does.
+        core::mem::forget(self.clone());
+    }
+
     /// Drops a pin reference taken by [`Self::pin_get`]; the last one unpins and uncharges.
     fn pin_put(&self) {
         let mut state = self.pins.lock();
@@ -320,8 +329,13 @@ impl Area {
     /// error. The area's pages must be pinned, and `start`, the length and `start_byte` page
     /// aligned (they are while a domain is attached, see [`IovaSpace::alignment`]).
     fn map_into(&self, start: u64, domain: &Domain) -> Result {
+        let length = self.last - start + 1;
+        // Checked where areas are made; an unaligned area here would be mapped short.
+        if start % PAGE != 0 || length % PAGE != 0 || self.start_byte % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
         let first_page = self.start_byte / PAGE_SIZE;
-        let npages = ((self.last - start + 1) / PAGE) as usize;
+        let npages = (length / PAGE) as usize;
         let prot = self.iommu_prot();
         let mut mapped = 0usize;
         let res = self
@@ -336,17 +350,38 @@ impl Area {
                 mapped += size;
                 Ok(())
             });
-        if res.is_err() && mapped != 0 {
-            domain.unmap(start, mapped);
+        if res.is_err() && mapped != 0 && !unmap_exactly(domain, start, mapped) {
+            self.pages.pin_forever();
         }
         res
     }
 
-    /// Unmaps the area, whose first IOVA is `start`, from `domain`.
+    /// Unmaps the area, whose first IOVA is `start`, from `domain`. If the IOMMU driver leaves
+    /// part of it mapped, the area's pages stay pinned for good, so that a device cannot reach
+    /// them once they are freed.
     fn unmap_from(&self, start: u64, domain: &Domain) {
         // The length of an area mapped in a domain fits in a `usize`: it was pinned.
-        domain.unmap(start, (self.last - start + 1) as usize);
+        if !unmap_exactly(domain, start, (self.last - start + 1) as usize) {
+            self.pages.pin_forever();
+        }
     }
+}
+
+/// Unmaps `size` bytes at `iova` from `domain`; whether the IOMMU driver unmapped all of them.
+///
+/// Every range unmapped here was mapped whole, with the domain's alignment, so a short unmap is
+/// a bug (ours or the IOMMU driver's); it is reported with a warning, and the caller keeps the
+/// memory.
+fn unmap_exactly(domain: &Domain, iova: u64, size: usize) -> bool {
+    let unmapped = domain.unmap(iova, size);
+    if !kernel::warn_on!(unmapped != size) {
+        return true;
+    }
+    pr_err!(
+        "iommufd: the IOMMU unmapped {unmapped:#x} of {size:#x} bytes at IOVA {iova:#x}; \
+         the pages stay pinned\n"
+    );
+    false
 }
 
 /// The IOVA bookkeeping of one IOAS.
@@ -571,13 +606,19 @@ impl IovaSpace {
             None => self.alloc_iova(first.pages.addr(first.start_byte), length)?,
         };
 
-        // Check every segment before inserting any.
+        // Check every segment before inserting any. Each becomes an area of its own, so each
+        // needs the alignment, not only the whole: a copy of byte-granular areas into an IOAS
+        // with a domain would otherwise make areas no domain can map or unmap exactly.
+        let mask = self.alignment() - 1;
         let mut next = iova;
         for seg in segments {
             if prot.write && !seg.pages.writable {
                 return Err(EPERM);
             }
-            if (seg.start_byte as u64 % PAGE) & (self.alignment() - 1) != 0 {
+            if next & mask != 0
+                || seg.length & mask != 0
+                || (seg.start_byte as u64 % PAGE) & mask != 0
+            {
                 return Err(EINVAL);
             }
             let range = IovaRange::from_length(next, seg.length)?;
@@ -1170,6 +1211,30 @@ mod tests {
         let len = 0x1800;
         let iova = s.map(None, &segs, len, RW)?;
         assert_eq!(iova % PAGE, 0x800);
+        Ok(())
+    }
+
+    #[test]
+    fn copies_keep_every_area_aligned() -> Result {
+        // Byte-granular areas are fine where nothing needs alignment...
+        let mut src = IovaSpace::new();
+        map(&mut src, Some(0x10000), 0x5000, 0x1800)?;
+        map(&mut src, Some(0x11800), 0x9800, 0x800)?;
+        let segs = src.segments(r(0x10000, 0x11fff))?;
+        assert_eq!(segs.len(), 2);
+        // ...but cannot be copied, even as an aligned whole, where pages are needed.
+        let mut dst = IovaSpace::new();
+        dst.set_large_pages(false)?;
+        assert_eq!(dst.alignment(), PAGE);
+        assert_eq!(
+            dst.map(Some(0x20000), &segs, 0x2000, RW).err(),
+            Some(EINVAL)
+        );
+        assert_eq!(dst.map(None, &segs, 0x2000, RW).err(), Some(EINVAL));
+        assert_eq!(dst.areas.iter().count(), 0);
+        // An aligned part of the first area can.
+        let segs = src.segments(r(0x10000, 0x10fff))?;
+        assert_eq!(dst.map(Some(0x20000), &segs, 0x1000, RW)?, 0x20000);
         Ok(())
     }
 

@@ -429,7 +429,12 @@ struct iommu_ioas_map_file {
  * new IOMMU_IOAS_MAP of the same memory and does not charge the pinned
  * memory limit again; it can be used to duplicate parts of an IOAS or to
  * keep a pinned pool of memory in a spare IOAS. Placement rules and errors
- * for the destination are the same as for IOMMU_IOAS_MAP.
+ * for the destination are the same as for IOMMU_IOAS_MAP. Each source
+ * mapping the range spans becomes a mapping of its own in the destination,
+ * so each piece, not only the whole range, must meet the destination's
+ * alignment (its IOVA, length and offset into its first page): copying
+ * mappings made with byte granularity in an IOAS without a device into one
+ * that has a device fails with EINVAL.
  */
 struct iommu_ioas_copy {
 	__u32 size;

@@ -356,7 +356,12 @@ impl Domain {
 
     /// Unmaps `size` bytes from IOVA `iova`, which must cover whole earlier [`Self::map`]
     /// calls. Returns the number of bytes unmapped. Once it returns, no device reaches the
-    /// memory through the range any more (the IOTLB is flushed).
+    /// memory through the unmapped part of the range any more (the IOTLB is flushed).
+    ///
+    /// Fewer bytes than `size` means the rest is still mapped (some IOMMU drivers refuse a
+    /// range that does not match their page sizes and unmap nothing): the caller must then not
+    /// give that memory back.
+    #[must_use = "a short unmap leaves memory reachable by devices"]
     pub fn unmap(&self, iova: u64, size: usize) -> usize {
         let Ok(iova) = usize::try_from(iova) else {
             return 0;

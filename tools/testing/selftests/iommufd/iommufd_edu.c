@@ -626,4 +626,71 @@ TEST_F(edu, dma_through_copy)
 	expect_untouched(self->a + EDU_BUF_SIZE, BUF_LEN - EDU_BUF_SIZE);
 }
 
+/*
+ * An IOAS without a device takes areas of any byte length. Copied into an
+ * IOAS that has a device, such areas would become mappings its I/O page
+ * table cannot hold exactly: the copy must be refused, even when the copied
+ * range as a whole is page aligned, and even when each area's memory starts
+ * on a page boundary (the second layout, which only the IOVA of the second
+ * area gives away). Were it accepted, some IOMMU drivers (virtio-iommu,
+ * SMMUv3, ...) refuse the unaligned unmap later and the device would keep
+ * reaching the pages after UNMAP returned and they were freed: the tail of
+ * the check looks for that too.
+ */
+TEST_F(edu, copy_of_unaligned_areas)
+{
+	const __u64 first = PSZ + PSZ / 2;
+	/* where the memory of the second, short area starts */
+	__u8 *second[] = { self->c + first, self->a };
+	unsigned int i;
+	__u32 src_ioas;
+	__u64 dst;
+	int rc;
+
+	test_ioctl_ioas_alloc(&src_ioas);
+	for (i = 0; i < ARRAY_SIZE(second); i++) {
+		test_ioctl_ioas_map_fixed(src_ioas, self->c, first, IOVA_C);
+		test_ioctl_ioas_map_fixed(src_ioas, second[i], BUF_LEN - first,
+					  IOVA_C + first);
+		fill_pattern(self->c, BUF_LEN, 0xd0);
+		dst = IOVA_D;
+		rc = _test_ioctl_ioas_copy(self->fd, self->ioas_id, src_ioas,
+					   IOVA_C, BUF_LEN, &dst,
+					   MAP_RW | IOMMU_IOAS_MAP_FIXED_IOVA);
+		EXPECT_EQ(-1, rc)
+			TH_LOG("layout %u: a copy of areas of 0x%llx and 0x%llx "
+			       "bytes into an IOAS with a device was accepted",
+			       i, (unsigned long long)first,
+			       (unsigned long long)(BUF_LEN - first));
+		if (rc) {
+			EXPECT_EQ(EINVAL, errno);
+		} else {
+			/* unmapped: the device must not reach C through it */
+			test_ioctl_ioas_unmap(self->ioas_id, IOVA_D, BUF_LEN);
+			memset(self->b, SENTINEL, BUF_LEN);
+			dma_to_dev(IOVA_D, 0, EDU_BUF_SIZE);
+			dma_to_ram(0, IOVA_B, EDU_BUF_SIZE);
+			EXPECT_GT(EDU_BUF_SIZE / 16,
+				  count_equal(self->b, self->c, EDU_BUF_SIZE))
+				TH_LOG("the device read C through an unmapped "
+				       "IOVA");
+		}
+		/* nothing of the refused copy is left behind */
+		test_err_ioctl_ioas_unmap(ENOENT, self->ioas_id, IOVA_D,
+					  BUF_LEN);
+		test_ioctl_ioas_unmap(src_ioas, IOVA_C, BUF_LEN);
+	}
+
+	/* the same memory, copied as one aligned area, is fine */
+	test_ioctl_ioas_map_fixed(src_ioas, self->c, BUF_LEN, IOVA_C);
+	test_ioctl_ioas_copy_fixed(self->ioas_id, IOVA_D, src_ioas, IOVA_C,
+				   BUF_LEN);
+	memset(self->b, SENTINEL, BUF_LEN);
+	dma_to_dev(IOVA_D + PSZ, 0, EDU_BUF_SIZE);
+	dma_to_ram(0, IOVA_B, EDU_BUF_SIZE);
+	EXPECT_EQ(0, memcmp(self->b, self->c + PSZ, EDU_BUF_SIZE));
+	test_ioctl_ioas_unmap(self->ioas_id, IOVA_D, BUF_LEN);
+	test_ioctl_destroy(src_ioas);
+}
+
 TEST_HARNESS_MAIN
