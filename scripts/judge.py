@@ -34,7 +34,7 @@ REQUIRED_SUITES = {
 }
 KSELFTESTS = ["iommufd", "iommufd_ioas", "iommufd_fail_nth", "iommufd_device",
               "iommufd_edu", "iommufd_coherency", "iommufd_kvm_vfio",
-              "kvm_vcpu"]
+              "kvm_vcpu", "iommufd_hw_caps"]
 # guest/check.sh records this many steps when it runs to the end.
 MIN_STEPS = 11
 SPLATS = re.compile(

@@ -68,7 +68,8 @@ step "unmodified QEMU runs the edu over iommufd with the Rust KVM-VFIO device" \
 for prog in "$kst"/iommufd/iommufd "$kst"/iommufd/iommufd_ioas \
 	    "$kst"/iommufd/iommufd_fail_nth "$kst"/iommufd/iommufd_device \
 	    "$kst"/iommufd/iommufd_edu "$kst"/iommufd/iommufd_coherency \
-	    "$kst"/iommufd/iommufd_kvm_vfio "$kst"/iommufd/kvm_vcpu; do
+	    "$kst"/iommufd/iommufd_kvm_vfio "$kst"/iommufd/kvm_vcpu \
+	    "$kst"/iommufd/iommufd_hw_caps; do
 	name=$(basename "$prog")
 	echo "# $(cut -d' ' -f1 /proc/uptime) kselftest $name" >> "$out/steps.log"
 	(cd "$(dirname "$prog")" && timeout 300 "$prog") > "$out/$name.tap" 2>&1

@@ -45,7 +45,6 @@ use kernel::{
         iommu_hw_info,
         iommu_hw_info_type_IOMMU_HW_INFO_TYPE_DEFAULT as HW_INFO_TYPE_DEFAULT,
         iommu_hw_info_type_IOMMU_HW_INFO_TYPE_NONE as HW_INFO_TYPE_NONE,
-        iommufd_hw_capabilities_IOMMU_HW_CAP_DIRTY_TRACKING as CAP_DIRTY_TRACKING,
         iommufd_hw_capabilities_IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED as CAP_PCI_ATS_NOT_SUPPORTED,
         iommufd_hw_info_flags_IOMMU_HW_INFO_FLAG_INPUT_TYPE as HW_INFO_FLAG_INPUT_TYPE,
         IOMMU_HW_CAP_DEFAULT_COHERENT,
@@ -609,10 +608,9 @@ pub(crate) fn get_hw_info(ctx: &Ctx, cmd: &mut uapi::HwInfo, ucmd: &Ucmd) -> Res
     cmd.0.__bindgen_anon_1.out_data_type = out_kind;
 
     let dev = &*idev.dev;
+    // Only features this driver implements are reported: not dirty tracking (yet), whatever
+    // the IOMMU can do, since a VMM that sees the bit asks for a dirty-tracking HWPT.
     let mut caps = 0u64;
-    if domain::device_capable(dev, Cap::DirtyTracking) {
-        caps |= u64::from(CAP_DIRTY_TRACKING);
-    }
     if !domain::device_capable(dev, Cap::PciAtsSupported) {
         caps |= u64::from(CAP_PCI_ATS_NOT_SUPPORTED);
     }
