@@ -5,14 +5,16 @@
 # ~/.cache/iommufd-rs, never in this tree.
 
 S := scripts
+SHELL := /bin/bash
 
-.PHONY: run check check-builtin test bench build build-c shell setup help
+.PHONY: run check check-builtin test vmtest bench build build-c shell setup help
 
 help:
 	@echo "make run    - build the kernel with the Rust iommufd and boot the demo VM"
 	@echo "make check  - build and run every test (kselftests, KUnit, static checks)"
 	@echo "make test   - the quick loop: build, VM tests in one profile, no static checks or kmemleak"
 	@echo "make check-builtin - the KVM-VFIO test on a kernel with KVM, VFIO and iommufd built in"
+	@echo "make vmtest T='iommufd_edu ...' [PROFILE=sc-on] - build, run only those kselftests"
 	@echo "make build  - only build (kernel, modules, headers, kselftests)"
 	@echo "make bench  - map/unmap benchmark on the Rust and on the upstream C iommufd"
 	@echo "make shell  - boot the test VM (snoop-control=on) with an interactive shell"
@@ -32,6 +34,13 @@ RUNDIR = $${TMPDIR:-/tmp}/iommufd-rs-run
 
 run: build
 	RUNDIR=$(RUNDIR) $(S)/run.sh
+
+vmtest: build
+	rm -rf $(RUNDIR)/vmtest
+	$(S)/vm.sh $${PROFILE:-sc-on} $(RUNDIR)/vmtest \
+		$(CURDIR)/$(S)/guest/select.sh $(RUNDIR)/vmtest \
+		$$(. $(S)/lib.sh && KDIR)/build-rs/kselftest $(T)
+	@grep -E '^(not )?ok|^# (PASSED|FAILED|Totals)' $(RUNDIR)/vmtest/*.tap
 
 shell: build
 	$(S)/vm.sh $${PROFILE:-sc-on} $(RUNDIR) shell

@@ -51,11 +51,15 @@ fi
 # take well under the limit.
 # Not --foreground: on expiry timeout must signal its whole process group,
 # QEMU included, or QEMU lives on and holds the console pipe open forever.
+# The command goes in a file: virtme-ng passes it on the kernel command line,
+# which is limited to 2 KiB and already long (a long command there pushes
+# the root file system's parameters off its end).
+printf '%q ' "$@" > "$out/vm-command"
 KBUILD_OUTPUT=$build timeout -k 10 "${VM_TIMEOUT:-900}" \
 	vng --disable-kvm --cpus 2 --memory 2G --verbose \
 	--append "intel_iommu=on iommu.strict=1 no_timer_check kmemleak=on ${VM_APPEND:-}" \
 	--rwdir "$out" \
 	--qemu-opts="$qemu_opts" \
-	--exec "$*" < /dev/null 2>&1 | cat > "$out/console.log"
+	--exec "bash $out/vm-command" < /dev/null 2>&1 | cat > "$out/console.log"
 rc=${PIPESTATUS[0]}
 exit "$rc"

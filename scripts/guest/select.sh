@@ -1,0 +1,18 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the test VM for `make vmtest`: binds the test devices and runs
+# only the named kselftest programs, for a quick look while developing.
+#   guest/select.sh <outdir> <kselftest dir> <program...>
+# Each program's TAP goes to <outdir>/<program>.tap and to the console;
+# the kernel log to <outdir>/dmesg.txt.  Nothing is judged here.
+
+set -u
+. "$(dirname "$0")/lib.sh"
+out=$1 kst=$2; shift 2
+setup_devices > "$out/setup.log" 2>&1 || echo "# setup_devices failed"
+for name in "$@"; do
+	(cd "$kst/iommufd" && timeout 300 "./$name") 2>&1 | tee "$out/$name.tap"
+done
+dmesg > "$out/dmesg.txt"
+echo done > "$out/finished"
