@@ -2,28 +2,46 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Boot the built kernel under virtme-ng (QEMU TCG: this machine's /dev/kvm
-# cannot boot a kernel) on a q35 machine with an emulated Intel IOMMU and
-# the test devices, and run a command in it.
+# cannot boot a kernel) on a q35 machine with an emulated IOMMU and the test
+# devices, and run a command in it.
 #
 #   vm.sh <profile> <outdir> <guest command...>
 #
-# Profiles: sc-on / sc-off = intel-iommu with snoop-control on / off (the
-# IOMMU can / cannot block PCIe No-Snoop, ECAP.SC).  Devices: QEMU's edu
-# (conventional PCI, has a DMA engine) and an e1000e behind a PCIe root
-# port.  <outdir> is mounted read-write in the guest at the same path; the
-# guest writes its results there.  The console log goes to
-# <outdir>/console.log.  The guest sees the host's / read-only, so host-built
-# test programs run in place.
+# Profiles, one IOMMU each:
+#   sc-on / sc-off  intel-iommu with snoop-control on / off: the IOMMU can /
+#                   cannot block PCIe No-Snoop (ECAP.SC)
+#   viommu          virtio-iommu-pci (classic map/unmap): cannot block
+#                   No-Snoop and does not remap interrupts, so iommufd must
+#                   be told to bind devices with unisolated MSIs
+#   amd             amd-iommu (AMD-Vi, always forces snooping).  Linux 7.3
+#                   turns its interrupt remapping off under QEMU's q35
+#                   ("No southbridge IOAPIC found": the IVRS puts the
+#                   IOAPIC at 00:14.0, where q35 has no SMBus or ISA
+#                   bridge), so this profile needs allow_unsafe_interrupts
+#                   too
+# Devices: QEMU's edu (conventional PCI, has a DMA engine) and an e1000e
+# behind a PCIe root port, both behind the profile's IOMMU.  The kernel command line names that IOMMU as iommufd_rs.iommu=<vtd|virtio|amd>
+# (ignored by the kernel): guest/lib.sh reads it, and the tests check that
+# the IOMMU they find is that one.  <outdir> is mounted read-write in the
+# guest at the same path; the guest writes its results there.  The console
+# log goes to <outdir>/console.log.  The guest sees the host's / read-only,
+# so host-built test programs run in place.
 
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 profile=$1 out=$2; shift 2
+# <profile>) iommu=<kind> device=<QEMU IOMMU device> params=<kernel params>
+# The IOMMU comes first among the devices: QEMU gives a PCI device the
+# IOMMU's address space only if the IOMMU exists when the device is made.
 case "$profile" in
-sc-on) sc=on ;;
-sc-off) sc=off ;;
-*) die "unknown profile $profile (sc-on, sc-off)" ;;
+sc-on) iommu=vtd device=intel-iommu,intremap=on,snoop-control=on params=intel_iommu=on ;;
+sc-off) iommu=vtd device=intel-iommu,intremap=on,snoop-control=off params=intel_iommu=on ;;
+viommu) iommu=virtio device=virtio-iommu-pci params=iommufd.allow_unsafe_interrupts=1 ;;
+amd) iommu=amd device=amd-iommu,intremap=on params=iommufd.allow_unsafe_interrupts=1 ;;
+*) die "unknown profile $profile (sc-on, sc-off, viommu, amd)" ;;
 esac
+append="$params iommufd_rs.iommu=$iommu iommu.strict=1 no_timer_check"
 
 kdir=$(KDIR)
 build=${BUILD_DIR:-$kdir/build-rs}
@@ -35,7 +53,7 @@ mkdir -p "$out"
 # can fail it and panic ("timer doesn't work through Interrupt-remapped
 # IO-APIC"); the emulated timer is known to work.
 qemu_opts="-machine q35,kernel-irqchip=split"
-qemu_opts+=" -device intel-iommu,intremap=on,snoop-control=$sc"
+qemu_opts+=" -device $device"
 qemu_opts+=" -device edu,id=edu0"
 qemu_opts+=" -device pcie-root-port,id=rp1,chassis=1,slot=1"
 qemu_opts+=" -device e1000e,bus=rp1,id=nic0"
@@ -44,7 +62,7 @@ cd "$kdir/src"
 if [ "$*" = shell ]; then
 	# Interactive: the console is the terminal.
 	exec env KBUILD_OUTPUT="$build" vng --disable-kvm --cpus 2 --memory 2G \
-		--append "intel_iommu=on iommu.strict=1 no_timer_check ${VM_APPEND:-}" \
+		--append "$append ${VM_APPEND:-}" \
 		--rwdir "$out" --qemu-opts="$qemu_opts"
 fi
 # A hung guest must not hang make check: TCG boots in ~10 s, the tests
@@ -57,7 +75,7 @@ fi
 printf '%q ' "$@" > "$out/vm-command"
 KBUILD_OUTPUT=$build timeout -k 10 "${VM_TIMEOUT:-900}" \
 	vng --disable-kvm --cpus 2 --memory 2G --verbose \
-	--append "intel_iommu=on iommu.strict=1 no_timer_check kmemleak=on ${VM_APPEND:-}" \
+	--append "$append kmemleak=on ${VM_APPEND:-}" \
 	--rwdir "$out" \
 	--qemu-opts="$qemu_opts" \
 	--exec "bash $out/vm-command" < /dev/null 2>&1 | cat > "$out/console.log"

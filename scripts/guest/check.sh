@@ -57,6 +57,11 @@ step "/dev/iommu is a 0660 char device" \
 	test "$(stat -c %F:%a /dev/iommu)" = "character special file:660"
 step "vfio-pci binds the test devices" setup_devices
 step "vfio cdevs exist" test -c "$(vfio_cdev "$EDU_BDF")" -a -c "$(vfio_cdev "$NIC_BDF")"
+# The tests decide what to expect from the IOMMU they find (iommu_facts.h)
+# and check it against the profile's, which they get from here.
+step "the test devices are behind the profile's IOMMU" check_profile_iommu
+IOMMUFD_TEST_IOMMU=$(profile_iommu)
+export IOMMUFD_TEST_IOMMU
 step "kvm_amd or kvm_intel loaded" \
 	sh -c 'test -d /sys/module/kvm_amd || test -d /sys/module/kvm_intel'
 # KVM loads the Rust KVM-VFIO device on the first KVM_CREATE_DEVICE of its

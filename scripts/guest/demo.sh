@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The demo shown by `make run`: the test machine's devices, their IOMMU
-# groups and whether their IOMMU can enforce cache coherency, with
-# /dev/iommu served by the Rust driver; then KVM's WBINVD gate for the edu
-# device in each box this VT-d profile can reach (iommufd_wbinvd_gate).
+# groups, which IOMMU translates for them and whether it can enforce cache
+# coherency, with /dev/iommu served by the Rust driver; then KVM's WBINVD
+# gate for the edu device in each box this profile's IOMMU can reach
+# (iommufd_wbinvd_gate).
 
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -28,7 +29,7 @@ for bdf in "$EDU_BDF" "$NIC_BDF"; do
 	printf '%-14s %-10s %-26s %-6s %-9s %-24s %s\n' "$bdf" "$id" "$kind" \
 		"$(basename "$(readlink "$d/iommu_group")")" \
 		"$(basename "$(readlink "$d/driver")")" "$(vfio_cdev "$bdf")" \
-		"$(iommu_snoop_control "$bdf") (ecap $(cat "/sys/class/iommu/$(basename "$(readlink "$d/iommu")")/intel-iommu/ecap"))"
+		"$(iommu_can_enforce "$bdf") ($(iommu_describe "$bdf"))"
 done
 echo
 } | tee "$out/demo.txt"

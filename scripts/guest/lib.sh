@@ -37,13 +37,95 @@ vfio_cdev() {
 	echo "/dev/vfio/devices/$(ls "/sys/bus/pci/devices/$1/vfio-dev")"
 }
 
-# iommu_snoop_control <bdf>: "yes" if the function's IOMMU can force
-# snooping (VT-d ECAP.SC, bit 7), i.e. can enforce cache coherency.
-iommu_snoop_control() {
+# profile_iommu: the IOMMU the VM profile put in front of the test devices
+# (vtd, virtio or amd), which vm.sh writes on the kernel command line as
+# iommufd_rs.iommu=<kind>; fails if it is not there.
+profile_iommu() {
+	local arg args
+	read -r -a args < /proc/cmdline
+	for arg in "${args[@]}"; do
+		case $arg in
+		iommufd_rs.iommu=?*) echo "${arg#*=}"; return 0 ;;
+		esac
+	done
+	return 1
+}
+
+# iommu_unit <bdf>: the sysfs name of the IOMMU that translates for the
+# function (dmar0, ivhd0, virtio1, ...); fails if none does.
+iommu_unit() {
+	local link
+	link=$(readlink "/sys/bus/pci/devices/$1/iommu") || return 1
+	echo "${link##*/}"
+}
+
+# iommu_kind <bdf>: which IOMMU translates for the function, from its sysfs
+# entry alone: vtd, amd or virtio (the names profile_iommu uses).  Prints
+# "none" or "unknown" and fails otherwise.
+iommu_kind() {
+	local unit drv
+	unit=$(iommu_unit "$1") || { echo none; return 1; }
+	if [ -d "/sys/class/iommu/$unit/intel-iommu" ]; then
+		echo vtd
+	elif [ -d "/sys/class/iommu/$unit/amd-iommu" ]; then
+		echo amd
+	else
+		drv=$(readlink "/sys/class/iommu/$unit/device/driver")
+		if [ "${drv##*/}" = virtio_iommu ]; then
+			echo virtio
+		else
+			echo unknown
+			return 1
+		fi
+	fi
+}
+
+# iommu_can_enforce <bdf>: "yes" if the function's IOMMU can force
+# snooping, i.e. enforce cache coherency: VT-d when ECAP.SC (bit 7) is set,
+# AMD-Vi always (Force Coherent in every page-table entry), virtio-iommu
+# never.
+iommu_can_enforce() {
 	local unit ecap
-	unit=$(basename "$(readlink "/sys/bus/pci/devices/$1/iommu")")
-	ecap=$(cat "/sys/class/iommu/$unit/intel-iommu/ecap")
-	if (( (0x$ecap >> 7) & 1 )); then echo yes; else echo no; fi
+	case $(iommu_kind "$1") in
+	vtd)
+		unit=$(iommu_unit "$1")
+		read -r ecap < "/sys/class/iommu/$unit/intel-iommu/ecap"
+		if (( (0x$ecap >> 7) & 1 )); then echo yes; else echo no; fi
+		;;
+	amd) echo yes ;;
+	*) echo no ;;
+	esac
+}
+
+# iommu_describe <bdf>: the function's IOMMU, for people.
+iommu_describe() {
+	local unit ecap
+	unit=$(iommu_unit "$1") || { echo "no IOMMU"; return 1; }
+	case $(iommu_kind "$1") in
+	vtd)
+		read -r ecap < "/sys/class/iommu/$unit/intel-iommu/ecap"
+		echo "Intel VT-d $unit, ecap 0x$ecap"
+		;;
+	amd) echo "AMD-Vi $unit" ;;
+	virtio) echo "virtio-iommu $unit" ;;
+	*) echo "unknown IOMMU $unit" ;;
+	esac
+}
+
+# check_profile_iommu: both test devices sit behind the IOMMU the profile
+# asked for.  The tests take their expectations from the IOMMU they find,
+# so a VM that came up with another one must not pass for this profile.
+check_profile_iommu() {
+	local want bdf rc=0
+	want=$(profile_iommu) || {
+		echo "no iommufd_rs.iommu=<kind> on the kernel command line"
+		return 1
+	}
+	for bdf in "$EDU_BDF" "$NIC_BDF"; do
+		echo "$bdf: $(iommu_describe "$bdf"); the profile wants $want"
+		[ "$(iommu_kind "$bdf")" = "$want" ] || rc=1
+	done
+	return $rc
 }
 
 # setup_devices: load the modules and bind the test devices to vfio-pci.

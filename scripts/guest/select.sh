@@ -11,6 +11,8 @@ set -u
 . "$(dirname "$0")/lib.sh"
 out=$1 kst=$2; shift 2
 setup_devices > "$out/setup.log" 2>&1 || echo "# setup_devices failed"
+IOMMUFD_TEST_IOMMU=$(profile_iommu)
+export IOMMUFD_TEST_IOMMU
 for name in "$@"; do
 	(cd "$kst/iommufd" && timeout 300 "./$name") 2>&1 | tee "$out/$name.tap"
 done

@@ -494,7 +494,7 @@ int main(void)
 	run_pass(GiB);
 
 	pass = "edu-attached";
-	printf("# --- pass 2, edu-attached: maps pin the pages and write the VT-d page table\n");
+	printf("# --- pass 2, edu-attached: maps pin the pages and fill the IOMMU page table\n");
 	dev = attach_edu();
 	if (dev < 0)
 		return 1;

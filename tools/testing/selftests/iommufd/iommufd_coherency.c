@@ -1,36 +1,44 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The iommufd-rs cache-coherency extension, end to end on the emulated
- * Intel VT-d of the test VM.
+ * The iommufd-rs cache-coherency extension, end to end on whichever IOMMU
+ * the test VM puts in front of its devices.
  *
  * What is checked:
  *  - the coherency modes of IOMMU_IOAS_ALLOC and IOMMU_HWPT_ALLOC and the
  *    errnos of bad arguments;
- *  - the per-device report in IOMMU_GET_HW_INFO's out_capabilities: what
- *    the IOMMU can enforce, whether the device can issue No-Snoop, the
- *    default policy, and the live "non-coherent DMA now" bit, which must
- *    follow attach, replace and detach;
+ *  - the per-device report in IOMMU_GET_HW_INFO: the IOMMU driver's own
+ *    report (its type and length, a VT-d report's registers) and, in
+ *    out_capabilities, what the IOMMU can enforce, whether the device can
+ *    issue No-Snoop, the default policy, and the live "non-coherent DMA
+ *    now" bit, which must follow attach, replace and detach;
  *  - the 2x2 matrix of the design (IOMMU enforces? x device can No-Snoop?)
  *    for every IOAS/HWPT mode: whether attaching works and what the live
  *    bit says;
- *  - the page tables themselves: the leaf PTE of a mapped IOVA, read from
- *    the VT-d debugfs dump, has the snoop bit set exactly when the HWPT the
- *    device is attached to enforces coherency;
+ *  - where the guest can read the I/O page tables (VT-d), the tables
+ *    themselves: the leaf PTE of a mapped IOVA, read from the VT-d debugfs
+ *    dump, has the snoop bit set exactly when the HWPT the device is
+ *    attached to enforces coherency;
  *  - IOMMU_TEST_DEVICE_NO_SNOOP, the test-only override that makes a bound
  *    device count as No-Snoop capable.
  *
- * The VM runs in two profiles, QEMU intel-iommu with snoop-control=on or
- * off. The tests never ask which one: they read the VT-d Extended
- * Capability register from GET_HW_INFO and take Snoop Control (ECAP bit 7)
- * as "the IOMMU can enforce coherency". Neither emulated device (edu is
- * conventional PCI, e1000e's "Enable No Snoop" bit is read-only in QEMU)
- * can issue No-Snoop, so boxes 1 and 3 of the matrix are reached with the
- * test override:
+ * "The IOMMU can enforce coherency" is never taken from the driver under
+ * test: iommu_facts.h derives it from sysfs, per IOMMU, and the report must
+ * agree. The VM profiles (scripts/vm.sh) give:
  *
- *   SC=1, override:    box 1 (coherent unless the HWPT is noncoherent)
- *   SC=1, no override: box 2 (always coherent)
- *   SC=0, override:    box 3 (non-coherent; a coherent IOAS/HWPT refuses it)
- *   SC=0, no override: box 4 (always coherent, attaches everywhere)
+ *   sc-on   VT-d, ECAP.SC (bit 7) set      can enforce: boxes 1 and 2
+ *   sc-off  VT-d, ECAP.SC clear            cannot:      boxes 3 and 4
+ *   viommu  virtio-iommu                   cannot:      boxes 3 and 4
+ *   (amd    AMD-Vi, FC in every PTE        can:         boxes 1 and 2)
+ *
+ * Neither emulated device (edu is conventional PCI, e1000e's "Enable No
+ * Snoop" bit is read-only in QEMU) can issue No-Snoop, so the boxes with a
+ * No-Snoop device are reached with the test override:
+ *
+ *   can enforce, override:    box 1 (coherent unless the HWPT is noncoherent)
+ *   can enforce, no override: box 2 (always coherent)
+ *   cannot, override:         box 3 (non-coherent; a coherent IOAS/HWPT
+ *                             refuses it)
+ *   cannot, no override:      box 4 (always coherent, attaches everywhere)
  *
  * Page tables: with CONFIG_INTEL_IOMMU_DEBUGFS every device behind VT-d has
  * /sys/kernel/debug/iommu/intel/<bdf>/domain_translation_struct, which
@@ -41,6 +49,11 @@
  * so the last number on a line is the leaf. In a second-stage leaf bit 0
  * is Read, bit 1 Write, bit 11 SNP (snoop) and bits 51:12 the address.
  * debugfs is mounted if it is not; a missing file is a failure.
+ * virtio-iommu keeps its page tables in the device (the host), and 7.3 has
+ * no dump of AMD-Vi's: there the leaf checks have nothing to read, which
+ * each fixture says in its log, and what the HWPT does is checked through
+ * the kernel's report alone (that DMA really goes through the mappings is
+ * iommufd_edu's part).
  *
  * Every test runs in its own process (kselftest harness) and binds the
  * devices afresh, so the override never outlives a test. Missing devices,
@@ -52,6 +65,7 @@
 
 #include "iommufd_utils.h"
 #include "vfio_utils.h"
+#include "iommu_facts.h"
 
 #define PSZ ((__u64)PAGE_SIZE)
 
@@ -61,8 +75,6 @@
 /* pages of the fixture buffer */
 #define BUF_PAGES 4
 
-/* VT-d Extended Capability register: Snoop Control */
-#define VTD_ECAP_SC (1ULL << 7)
 /* VT-d second-stage page-table entry bits */
 #define VTD_SSPTE_R (1ULL << 0)
 #define VTD_SSPTE_W (1ULL << 1)
@@ -190,33 +202,49 @@ static __u64 __dev_caps(struct __test_metadata *_metadata, int fd,
 	return cmd.out_capabilities;
 }
 
-/* The VT-d report of @dev_id; it must be one. */
-static void __vtd_report(struct __test_metadata *_metadata, int fd,
-			 __u32 dev_id, struct iommu_hw_info_vtd *vtd,
-			 __u64 *caps)
+/*
+ * GET_HW_INFO of @dev_id with room for any report: the IOMMU driver's
+ * report must be the one the IOMMU @f in front of the device gives (type
+ * and length; none at all from virtio-iommu, which has no hw_info op), the
+ * rest of the buffer zeroed, and a VT-d report must carry the ECAP register
+ * sysfs shows. The capabilities go to *@caps (if non-NULL).
+ */
+static void __expect_report(struct __test_metadata *_metadata, int fd,
+			    __u32 dev_id, const struct iommu_facts *f,
+			    __u64 *caps)
 {
+	union {
+		struct iommu_hw_info_vtd vtd;
+		struct iommu_hw_info_amd amd;
+		__u8 raw[128];
+	} data;
 	struct iommu_hw_info cmd;
+	unsigned int i;
 
-	memset(vtd, 0, sizeof(*vtd));
-	ASSERT_EQ(0, _test_get_hw_info(fd, dev_id, vtd, sizeof(*vtd), &cmd))
+	memset(&data, 0xa5, sizeof(data));
+	ASSERT_EQ(0, _test_get_hw_info(fd, dev_id, &data, sizeof(data), &cmd))
 		TH_LOG("IOMMU_GET_HW_INFO(dev %u): %s", dev_id,
 		       strerror(errno));
-	ASSERT_EQ((__u32)IOMMU_HW_INFO_TYPE_INTEL_VTD, cmd.out_data_type)
-		TH_LOG("device %u is not behind Intel VT-d (report type %u)",
-		       dev_id, cmd.out_data_type);
-	ASSERT_EQ((__u32)sizeof(*vtd), cmd.data_len);
+	EXPECT_EQ(f->hw_info_type, cmd.out_data_type)
+		TH_LOG("device %u is behind %s (%s): report type %u, wanted %u",
+		       dev_id, f->name, f->unit, cmd.out_data_type,
+		       f->hw_info_type);
+	EXPECT_EQ(f->hw_info_len, cmd.data_len)
+		TH_LOG("device %u: report of %u bytes, %s gives %u", dev_id,
+		       cmd.data_len, f->name, f->hw_info_len);
+	for (i = f->hw_info_len; i < sizeof(data); i++)
+		EXPECT_EQ(0, data.raw[i])
+			TH_LOG("byte %u past the %u byte report not zeroed", i,
+			       f->hw_info_len);
+	if (f->kind == IOMMU_KIND_VTD &&
+	    cmd.out_data_type == IOMMU_HW_INFO_TYPE_INTEL_VTD) {
+		EXPECT_EQ(f->vtd_ecap, data.vtd.ecap_reg)
+			TH_LOG("the report's ECAP differs from sysfs's (%s)",
+			       f->unit);
+		EXPECT_EQ(0U, data.vtd.__reserved);
+	}
 	if (caps)
 		*caps = cmd.out_capabilities;
-}
-
-/* ECAP.SC of the IOMMU behind @dev_id: can it force snooping? */
-static bool __vtd_snoop_control(struct __test_metadata *_metadata, int fd,
-				__u32 dev_id)
-{
-	struct iommu_hw_info_vtd vtd;
-
-	__vtd_report(_metadata, fd, dev_id, &vtd, NULL);
-	return !!(vtd.ecap_reg & VTD_ECAP_SC);
 }
 
 /* IOMMU_TEST_DEVICE_NO_SNOOP */
@@ -311,8 +339,17 @@ static void __expect_coherency(struct __test_metadata *_metadata, int fd,
 			   when)
 
 /* ---------------------------------------------------------------------- */
-/* the VT-d page-table dump                                                */
+/* the page tables: the VT-d dump                                          */
 /* ---------------------------------------------------------------------- */
+
+/* Whether the page tables of @bdf's IOMMU can be read here (VT-d only). */
+static bool __pt_readable(struct __test_metadata *_metadata, const char *bdf)
+{
+	struct iommu_facts f;
+
+	iommu_facts_or_fail(bdf, &f);
+	return f.pt_dump;
+}
 
 /* Make sure the VT-d debugfs directory is reachable, mounting debugfs. */
 static void __vtd_debugfs_ready(struct __test_metadata *_metadata)
@@ -424,14 +461,24 @@ static __u64 pagemap_pfn(const void *va)
 /*
  * The device @bdf must be translated through a legacy-mode table whose
  * leaf for @iova maps @va read/write, with SNP set exactly when @snp.
+ * Without readable tables (virtio-iommu, AMD-Vi) only the expectation is
+ * checked: it may not ask for snooping from an IOMMU that cannot force it.
  */
 static void __expect_leaf(struct __test_metadata *_metadata, const char *bdf,
 			  __u64 iova, const void *va, bool snp,
 			  const char *when)
 {
+	struct iommu_facts f;
 	struct leaf_lookup r;
 	__u64 pfn, pa;
 
+	iommu_facts_or_fail(bdf, &f);
+	if (!f.pt_dump) {
+		EXPECT_TRUE(!snp || f.can_enforce)
+			TH_LOG("%s: %s cannot force snooping, yet the HWPT "
+			       "is expected to", when, f.name);
+		return;
+	}
 	__lookup_leaf(_metadata, bdf, iova, &r);
 	ASSERT_TRUE(r.header)
 		TH_LOG("%s: the VT-d dump shows no page table for %s, which "
@@ -474,11 +521,15 @@ static void __expect_leaf(struct __test_metadata *_metadata, const char *bdf,
 #define expect_leaf(bdf, iova, va, snp, when) \
 	__expect_leaf(_metadata, bdf, iova, va, snp, when)
 
-/* No leaf covers @iova in the table @bdf is translated through (if any). */
+/*
+ * No leaf covers @iova in the table @bdf is translated through (if any),
+ * where the tables can be read.
+ */
 #define expect_no_leaf(bdf, iova, when)                                       \
 	({                                                                    \
-		struct leaf_lookup __r;                                       \
-		__lookup_leaf(_metadata, bdf, iova, &__r);                    \
+		struct leaf_lookup __r = { .found = false };                  \
+		if (__pt_readable(_metadata, bdf))                            \
+			__lookup_leaf(_metadata, bdf, iova, &__r);            \
 		EXPECT_FALSE(__r.found)                                       \
 			TH_LOG("%s: IOVA 0x%llx still has leaf 0x%llx", when, \
 			       (unsigned long long)(iova),                    \
@@ -489,9 +540,19 @@ static void __expect_leaf(struct __test_metadata *_metadata, const char *bdf,
 /* fixtures: the edu device bound, nothing attached                       */
 /* ---------------------------------------------------------------------- */
 
+/* Says in the log what the IOMMU @f lets the tests see and expect. */
+static void log_iommu(struct __test_metadata *_metadata, const char *what,
+		      const char *bdf, const struct iommu_facts *f)
+{
+	TH_LOG("%s %s: %s %s, %s enforce coherency; leaf PTEs %s", what, bdf,
+	       f->name, f->unit, f->can_enforce ? "can" : "cannot",
+	       f->pt_dump ? "read from debugfs" :
+			    "not readable here, the report alone is checked");
+}
+
 /*
- * Common setup: /dev/iommu, the edu device bound to it, SC read from the
- * VT-d report, a populated buffer of BUF_PAGES pages.
+ * Common setup: /dev/iommu, the edu device bound to it, what its IOMMU
+ * can enforce (iommu_facts.h), a populated buffer of BUF_PAGES pages.
  */
 #define coh_setup()                                                           \
 	({                                                                    \
@@ -502,9 +563,9 @@ static void __expect_leaf(struct __test_metadata *_metadata, const char *bdf,
 			TH_LOG("VT-d leaves are read as 4 KiB pages");        \
 		open_iommufd_or_fail(&self->fd);                              \
 		self->dev = open_edu_or_fail(self->bdf);                      \
+		iommu_facts_or_fail(self->bdf, &self->iommu);                 \
 		test_ioctl_vfio_bind(self->dev, &self->devid);                \
-		self->sc = __vtd_snoop_control(_metadata, self->fd,           \
-					       self->devid);                  \
+		self->sc = self->iommu.can_enforce;                           \
 		self->buf = mmap(NULL, BUF_PAGES * PSZ,                       \
 				 PROT_READ | PROT_WRITE,                      \
 				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);         \
@@ -532,15 +593,15 @@ FIXTURE(coherency)
 	int dev;	/* edu, bound */
 	char bdf[64];
 	__u32 devid;
-	bool sc;	/* VT-d ECAP.SC */
+	struct iommu_facts iommu;	/* of edu's IOMMU */
+	bool sc;	/* that IOMMU can enforce coherency */
 	__u8 *buf;
 };
 
 FIXTURE_SETUP(coherency)
 {
 	coh_setup();
-	TH_LOG("edu %s, VT-d snoop control %s", self->bdf,
-	       self->sc ? "on" : "off");
+	log_iommu(_metadata, "edu", self->bdf, &self->iommu);
 }
 
 FIXTURE_TEARDOWN(coherency)
@@ -551,59 +612,72 @@ FIXTURE_TEARDOWN(coherency)
 /* --- GET_HW_INFO ------------------------------------------------------ */
 
 /*
- * The report: size and type with data_len 0, the VT-d registers, a zeroed
- * tail past them, and the coherency bits of an unattached edu device
- * (box 2 or 4: ENFORCE = DEFAULT = SC, no No-Snoop, no live state).
+ * The report: size and type with data_len 0, then the IOMMU driver's report
+ * as its IOMMU gives it (see __expect_report), the same again when its type
+ * is asked for explicitly, and the coherency bits of an unattached edu
+ * device (box 2 or 4: ENFORCE = DEFAULT = what the IOMMU can, no No-Snoop,
+ * no live state).
  */
 TEST_F(coherency, hw_info_report)
 {
-	struct {
-		struct iommu_hw_info_vtd vtd;
-		__u8 tail[16];
-	} big;
+	const struct iommu_facts *f = &self->iommu;
 	struct iommu_hw_info cmd;
-	unsigned int i;
-	__u64 caps;
+	__u64 caps, caps2 = 0;
 
 	/* size query */
 	ASSERT_EQ(0, _test_get_hw_info(self->fd, self->devid, NULL, 0, &cmd))
 		TH_LOG("IOMMU_GET_HW_INFO(data_len 0): %s", strerror(errno));
-	EXPECT_EQ((__u32)sizeof(struct iommu_hw_info_vtd), cmd.data_len);
-	EXPECT_EQ((__u32)IOMMU_HW_INFO_TYPE_INTEL_VTD, cmd.out_data_type);
+	EXPECT_EQ(f->hw_info_len, cmd.data_len);
+	EXPECT_EQ(f->hw_info_type, cmd.out_data_type);
 	caps = cmd.out_capabilities;
 
-	/* larger buffer: the report, then zeroes */
-	memset(&big, 0xa5, sizeof(big));
-	ASSERT_EQ(0, _test_get_hw_info(self->fd, self->devid, &big,
-				       sizeof(big), &cmd))
-		TH_LOG("IOMMU_GET_HW_INFO: %s", strerror(errno));
-	EXPECT_EQ((__u32)sizeof(struct iommu_hw_info_vtd), cmd.data_len);
-	EXPECT_EQ((__u32)IOMMU_HW_INFO_TYPE_INTEL_VTD, cmd.out_data_type);
-	EXPECT_EQ(0U, big.vtd.__reserved);
-	for (i = 0; i < sizeof(big.tail); i++)
-		EXPECT_EQ(0, big.tail[i]) TH_LOG("tail byte %u not zeroed", i);
-	TH_LOG("VT-d cap 0x%016llx ecap 0x%016llx caps 0x%016llx",
-	       (unsigned long long)big.vtd.cap_reg,
-	       (unsigned long long)big.vtd.ecap_reg,
-	       (unsigned long long)cmd.out_capabilities);
-	EXPECT_EQ(self->sc, !!(big.vtd.ecap_reg & VTD_ECAP_SC));
-	EXPECT_EQ(caps, cmd.out_capabilities);
+	/* a large buffer: the report, then zeroes */
+	__expect_report(_metadata, self->fd, self->devid, f, &caps2);
+	EXPECT_EQ(caps, caps2);
+	TH_LOG("%s %s: report type %u, %u bytes, caps 0x%016llx", f->name,
+	       f->unit, f->hw_info_type, f->hw_info_len,
+	       (unsigned long long)caps);
+	if (f->kind == IOMMU_KIND_VTD)
+		EXPECT_EQ(self->sc, !!(f->vtd_ecap & VTD_ECAP_SC));
 
-	/* asking for the VT-d format explicitly gives the same */
+	/*
+	 * Asking for a format explicitly: the IOMMU's own gives the same; a
+	 * driver with a report of its own refuses another's (VT-d), and one
+	 * without (virtio-iommu) answers "none" whatever is asked.
+	 */
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.size = sizeof(cmd);
 	cmd.flags = IOMMU_HW_INFO_FLAG_INPUT_TYPE;
 	cmd.dev_id = self->devid;
-	cmd.in_data_type = IOMMU_HW_INFO_TYPE_INTEL_VTD;
+	cmd.in_data_type = f->hw_info_type != IOMMU_HW_INFO_TYPE_NONE ?
+				   f->hw_info_type :
+				   IOMMU_HW_INFO_TYPE_INTEL_VTD;
 	ASSERT_EQ(0, ioctl(self->fd, IOMMU_GET_HW_INFO, &cmd))
-		TH_LOG("IOMMU_GET_HW_INFO(INPUT_TYPE VTD): %s",
-		       strerror(errno));
-	EXPECT_EQ((__u32)IOMMU_HW_INFO_TYPE_INTEL_VTD, cmd.out_data_type);
-	EXPECT_EQ((__u32)sizeof(struct iommu_hw_info_vtd), cmd.data_len);
+		TH_LOG("IOMMU_GET_HW_INFO(INPUT_TYPE %u): %s",
+		       cmd.in_data_type, strerror(errno));
+	EXPECT_EQ(f->hw_info_type, cmd.out_data_type);
+	EXPECT_EQ(f->hw_info_len, cmd.data_len);
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.size = sizeof(cmd);
+	cmd.flags = IOMMU_HW_INFO_FLAG_INPUT_TYPE;
+	cmd.dev_id = self->devid;
+	cmd.in_data_type = IOMMU_HW_INFO_TYPE_ARM_SMMUV3;
+	if (f->hw_info_type == IOMMU_HW_INFO_TYPE_NONE) {
+		ASSERT_EQ(0, ioctl(self->fd, IOMMU_GET_HW_INFO, &cmd))
+			TH_LOG("IOMMU_GET_HW_INFO(INPUT_TYPE SMMUV3) behind "
+			       "%s: %s", f->name, strerror(errno));
+		EXPECT_EQ((__u32)IOMMU_HW_INFO_TYPE_NONE, cmd.out_data_type);
+		EXPECT_EQ(0U, cmd.data_len);
+	} else {
+		EXPECT_ERRNO(EOPNOTSUPP, ioctl(self->fd, IOMMU_GET_HW_INFO,
+					       &cmd))
+			TH_LOG("an SMMUv3 report from %s", f->name);
+	}
 
-	/* the coherency bits against the hardware */
+	/* the coherency bits against the IOMMU */
 	EXPECT_EQ(self->sc, !!(caps & IOMMU_HW_CAP_ENFORCE_COHERENCY))
-		TH_LOG("ENFORCE_COHERENCY must equal VT-d ECAP.SC");
+		TH_LOG("ENFORCE_COHERENCY must say what %s can (%s)", f->name,
+		       self->sc ? "enforce" : "nothing");
 	EXPECT_EQ(!!(caps & IOMMU_HW_CAP_ENFORCE_COHERENCY),
 		  !!(caps & IOMMU_HW_CAP_DEFAULT_COHERENT))
 		TH_LOG("the auto policy enforces wherever the IOMMU can");
@@ -1143,6 +1217,7 @@ FIXTURE(matrix)
 	int dev;
 	char bdf[64];
 	__u32 devid;
+	struct iommu_facts iommu;
 	bool sc;
 	__u8 *buf;
 };
@@ -1195,6 +1270,7 @@ FIXTURE_SETUP(matrix)
 	if (variant->no_snoop)
 		test_no_snoop(self->devid, 1);
 	expect_coherency(self->devid, variant->no_snoop, false, "bound");
+	log_iommu(_metadata, "edu", self->bdf, &self->iommu);
 	TH_LOG("edu %s: box %d, %s IOAS", self->bdf,
 	       box_of(self->sc, variant->no_snoop), mode_name[variant->mode]);
 }
@@ -1331,8 +1407,10 @@ FIXTURE(two_devices)
 	char nic_bdf[64];
 	__u32 edu_id;
 	__u32 nic_id;
-	bool sc;	/* of the edu device's IOMMU */
-	bool nic_sc;	/* of the NIC's */
+	struct iommu_facts edu_iommu;
+	struct iommu_facts nic_iommu;
+	bool sc;	/* the edu device's IOMMU can enforce coherency */
+	bool nic_sc;	/* the NIC's can */
 	__u8 *buf;
 };
 
@@ -1344,10 +1422,14 @@ FIXTURE_SETUP(two_devices)
 	open_iommufd_or_fail(&self->fd);
 	self->edu = open_edu_or_fail(self->edu_bdf);
 	self->nic = open_nic_or_fail(self->nic_bdf);
+	iommu_facts_or_fail(self->edu_bdf, &self->edu_iommu);
+	iommu_facts_or_fail(self->nic_bdf, &self->nic_iommu);
 	test_ioctl_vfio_bind(self->edu, &self->edu_id);
 	test_ioctl_vfio_bind(self->nic, &self->nic_id);
-	self->sc = __vtd_snoop_control(_metadata, self->fd, self->edu_id);
-	self->nic_sc = __vtd_snoop_control(_metadata, self->fd, self->nic_id);
+	self->sc = self->edu_iommu.can_enforce;
+	self->nic_sc = self->nic_iommu.can_enforce;
+	log_iommu(_metadata, "edu", self->edu_bdf, &self->edu_iommu);
+	log_iommu(_metadata, "NIC", self->nic_bdf, &self->nic_iommu);
 
 	self->buf = mmap(NULL, BUF_PAGES * PSZ, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1370,21 +1452,21 @@ FIXTURE_TEARDOWN(two_devices)
 
 /*
  * Neither emulated device can issue No-Snoop: edu has no PCIe capability,
- * and QEMU's e1000e keeps "Enable No Snoop" at zero. Each report's IOMMU
- * bits follow that device's own VT-d unit.
+ * and QEMU's e1000e keeps "Enable No Snoop" at zero. Each report follows
+ * that device's own IOMMU unit.
  */
 TEST_F(two_devices, probed_no_snoop_clear)
 {
-	struct iommu_hw_info_vtd edu_vtd, nic_vtd;
 	__u64 edu_caps, nic_caps;
 
-	__vtd_report(_metadata, self->fd, self->edu_id, &edu_vtd, &edu_caps);
-	__vtd_report(_metadata, self->fd, self->nic_id, &nic_vtd, &nic_caps);
-	TH_LOG("edu %s ecap 0x%llx caps 0x%llx; nic %s ecap 0x%llx caps 0x%llx",
-	       self->edu_bdf, (unsigned long long)edu_vtd.ecap_reg,
+	__expect_report(_metadata, self->fd, self->edu_id, &self->edu_iommu,
+			&edu_caps);
+	__expect_report(_metadata, self->fd, self->nic_id, &self->nic_iommu,
+			&nic_caps);
+	TH_LOG("edu %s (%s) caps 0x%llx; nic %s (%s) caps 0x%llx",
+	       self->edu_bdf, self->edu_iommu.unit,
 	       (unsigned long long)edu_caps, self->nic_bdf,
-	       (unsigned long long)nic_vtd.ecap_reg,
-	       (unsigned long long)nic_caps);
+	       self->nic_iommu.unit, (unsigned long long)nic_caps);
 
 	EXPECT_FALSE(!!(edu_caps & IOMMU_HW_CAP_NO_SNOOP))
 		TH_LOG("edu is conventional PCI");

@@ -22,9 +22,9 @@
  * about 100 ms (guest virtual time) after being started. edu masks DMA
  * addresses to 28 bits, so every IOVA here is below 256 MiB.
  *
- * A blocked DMA is reported by the VT-d fault handler in the kernel log;
- * the tests look for such a line but only log whether they saw one, as
- * the message is rate limited.
+ * A blocked DMA is reported by the IOMMU driver's fault handler in the
+ * kernel log; the tests look for such a line but only log whether they saw
+ * one, as the message is rate limited.
  *
  * A missing edu device is a failure, not a skip.
  */
@@ -33,6 +33,7 @@
 
 #include "iommufd_utils.h"
 #include "vfio_utils.h"
+#include "iommu_facts.h"
 
 #define PSZ ((__u64)PAGE_SIZE)
 
@@ -265,16 +266,18 @@ static bool kmsg_wait_for(int fd, const char *a, const char *b, int ms,
 	}
 }
 
-/* Only informative: say whether the blocked DMA was reported. */
-#define log_dmar_fault(kfd, what)                                             \
+/* Only informative: say whether the IOMMU reported the blocked DMA. */
+#define log_iommu_fault(kfd, what)                                            \
 	({                                                                    \
+		struct iommu_facts __f;                                       \
 		char __rec[512];                                              \
-		if (kmsg_wait_for(kfd, "DMAR", "fault", 500, __rec,           \
-				  sizeof(__rec)))                             \
+		iommu_facts_or_fail(self->bdf, &__f);                         \
+		if (kmsg_wait_for(kfd, __f.fault_log[0], __f.fault_log[1],    \
+				  500, __rec, sizeof(__rec)))                 \
 			TH_LOG("%s: kernel reported: %s", what, __rec);       \
 		else                                                          \
-			TH_LOG("%s: no DMAR fault line in the kernel log "    \
-			       "(it may be rate limited)", what);             \
+			TH_LOG("%s: no %s fault line in the kernel log (it "  \
+			       "may be rate limited)", what, __f.name);       \
 	})
 
 /* ---------------------------------------------------------------------- */
@@ -529,7 +532,7 @@ TEST_F(edu, dma_to_unmapped_iova)
 	expect_untouched(self->a, BUF_LEN);
 	expect_untouched(self->b, BUF_LEN);
 	expect_untouched(self->c, BUF_LEN);
-	log_dmar_fault(kfd, "write to a never mapped IOVA");
+	log_iommu_fault(kfd, "write to a never mapped IOVA");
 	if (kfd >= 0)
 		close(kfd);
 

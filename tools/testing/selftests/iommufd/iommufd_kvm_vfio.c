@@ -20,11 +20,14 @@
  * second kprobe, on wbinvd_on_all_cpus(), counts IOMMU_EXECUTE_WBINVD's
  * flushes.
  *
- * The VM runs in two profiles, emulated VT-d with snoop control on or off.
- * The tests never ask which: they read IOMMU_HW_CAP_ENFORCE_COHERENCY from
- * IOMMU_GET_HW_INFO for the edu device. edu probes as unable to issue
- * No-Snoop; IOMMU_TEST_DEVICE_NO_SNOOP declares it able. That gives the
- * four boxes of the design:
+ * The VM runs in several profiles: emulated VT-d with snoop control on or
+ * off, virtio-iommu (which cannot enforce coherency), and, proposed, AMD-Vi
+ * (which always does). The tests take "the IOMMU can enforce" from what
+ * the IOMMU in front of edu is (iommu_facts.h, from sysfs) and require
+ * IOMMU_GET_HW_INFO's IOMMU_HW_CAP_ENFORCE_COHERENCY to say the same. edu
+ * probes as unable to issue No-Snoop; IOMMU_TEST_DEVICE_NO_SNOOP declares
+ * it able. That gives the four boxes of the design, two per profile (1 and
+ * 2 where the IOMMU can enforce, 3 and 4 where it cannot):
  *
  *   box 1: the IOMMU can enforce,    the device can No-Snoop
  *   box 2: the IOMMU can enforce,    the device cannot
@@ -70,6 +73,7 @@
 
 #include "iommufd_utils.h"
 #include "vfio_utils.h"
+#include "iommu_facts.h"
 #include "kvm_wbinvd.h"
 
 /* ---------------------------------------------------------------------- */
@@ -497,12 +501,22 @@ static void __env_teardown(struct __test_metadata *_metadata, struct env *e)
 		TH_LOG("removing the kprobes: %s", strerror(-rc));
 }
 
-/* Bind edu to the env's iommufd and learn what its IOMMU can enforce. */
+/*
+ * Bind edu to the env's iommufd and learn what its IOMMU can enforce: from
+ * the IOMMU itself, and the driver's report must agree.
+ */
 static void __env_bind(struct __test_metadata *_metadata, struct env *e)
 {
+	struct iommu_facts f;
+
+	iommu_facts_or_fail(e->bdf, &f);
 	e->devid = __bind(_metadata, e->edu, e->fd);
-	e->sc = !!(__dev_caps(_metadata, e->fd, e->devid) &
-		   IOMMU_HW_CAP_ENFORCE_COHERENCY);
+	e->sc = f.can_enforce;
+	EXPECT_EQ(e->sc, !!(__dev_caps(_metadata, e->fd, e->devid) &
+			    IOMMU_HW_CAP_ENFORCE_COHERENCY))
+		TH_LOG("edu %s is behind %s %s, which %s enforce coherency; "
+		       "GET_HW_INFO says otherwise", e->bdf, f.name, f.unit,
+		       f.can_enforce ? "can" : "cannot");
 }
 
 /*

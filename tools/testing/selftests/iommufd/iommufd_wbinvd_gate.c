@@ -5,8 +5,9 @@
  * to an auto, a coherent and a noncoherent IOAS, print which box of the
  * coherency matrix that is, what the Rust KVM-VFIO device tells KVM, and
  * how many of a guest's WBINVDs reached the host's caches.  The IOMMU side
- * (VT-d snoop control on or off) is the VM's; run it under both profiles to
- * see all four boxes.
+ * is the VM's (VT-d with snoop control on or off, virtio-iommu, which
+ * cannot enforce coherency, ...); run it under a profile that can and one
+ * that cannot to see all four boxes.
  *
  * Not a test (iommufd_kvm_vfio is): it still stops with a failure if
  * something it needs is missing, so the demo never prints a made-up row.
@@ -16,6 +17,7 @@
 
 #include "iommufd_utils.h"
 #include "vfio_utils.h"
+#include "iommu_facts.h"
 #include "kvm_wbinvd.h"
 
 static const struct {
@@ -100,6 +102,7 @@ TEST(gate)
 	__u32 dev_id = 0, kdev_fd = 0;
 	int iommufd, devfd, ns;
 	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
+	struct iommu_facts f;
 	bool sc;
 
 	__probes_install(_metadata);
@@ -111,6 +114,7 @@ TEST(gate)
 	iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, iommufd);
 	devfd = open_edu_or_fail(bdf);
+	iommu_facts_or_fail(bdf, &f);
 	/* QEMU's order: the device file goes to KVM before it is bound */
 	ASSERT_EQ(0, kvfio_attr(kdev_fd, KVM_SET_DEVICE_ATTR, KVM_DEV_VFIO_FILE,
 				KVM_DEV_VFIO_FILE_ADD, &devfd));
@@ -118,9 +122,13 @@ TEST(gate)
 	info.dev_id = dev_id;
 	ASSERT_EQ(0, ioctl(iommufd, IOMMU_GET_HW_INFO, &info));
 	sc = info.out_capabilities & IOMMU_HW_CAP_ENFORCE_COHERENCY;
+	ASSERT_EQ(f.can_enforce, sc)
+		TH_LOG("GET_HW_INFO disagrees with what %s can enforce",
+		       f.name);
 
-	printf("\nKVM's WBINVD gate, edu device %s, VT-d snoop control %s\n",
-	       bdf, sc ? "on" : "off");
+	printf("\nKVM's WBINVD gate, edu device %s behind %s %s, which %s "
+	       "force snooping\n", bdf, f.name, f.unit,
+	       sc ? "can" : "cannot");
 	printf("  box  IOMMU  device          IOAS         attach                 "
 	       "non-coh.  KVM told   host flushes\n"
 	       "       forces No-Snoop                                            "

@@ -45,7 +45,11 @@
 #define NIC_DEVICE_ID 0x10d3
 #define NIC_BDF_ENV "IOMMUFD_TEST_NIC_BDF"
 
-/* The x86 interrupt window every VT-d device reports as reserved (MSI). */
+/*
+ * The x86 interrupt address window. Every IOMMU of the test VM lists it as
+ * its devices' "msi" reserved region (tests read it from sysfs and check
+ * it against these).
+ */
 #define X86_MSI_WINDOW_START 0xfee00000ULL
 #define X86_MSI_WINDOW_LAST 0xfeefffffULL
 
