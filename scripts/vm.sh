@@ -19,8 +19,9 @@
 #                   IOAPIC at 00:14.0, where q35 has no SMBus or ISA
 #                   bridge), so this profile needs allow_unsafe_interrupts
 #                   too
-# Devices: QEMU's edu (conventional PCI, has a DMA engine) and an e1000e
-# behind a PCIe root port, both behind the profile's IOMMU.  The kernel command line names that IOMMU as iommufd_rs.iommu=<vtd|virtio|amd>
+# Devices: QEMU's edu (conventional PCI, has a DMA engine), an e1000e
+# behind a PCIe root port, and two more edu sharing one IOMMU group, all
+# behind the profile's IOMMU.  The kernel command line names that IOMMU as iommufd_rs.iommu=<vtd|virtio|amd>
 # (ignored by the kernel): guest/lib.sh reads it, and the tests check that
 # the IOMMU they find is that one.  <outdir> is mounted read-write in the
 # guest at the same path; the guest writes its results there.  The console
@@ -57,6 +58,14 @@ qemu_opts+=" -device $device"
 qemu_opts+=" -device edu,id=edu0"
 qemu_opts+=" -device pcie-root-port,id=rp1,chassis=1,slot=1"
 qemu_opts+=" -device e1000e,bus=rp1,id=nic0"
+# Two more edu functions behind a PCIe-to-PCI bridge: the IOMMU sees the
+# bridge's requester ID for both, so they form one IOMMU group (the
+# multi-device group tests).  Their addresses sort after the first edu's,
+# which stays the one the other tests use.
+qemu_opts+=" -device pcie-root-port,id=rp2,chassis=2,slot=2"
+qemu_opts+=" -device pcie-pci-bridge,id=pb1,bus=rp2"
+qemu_opts+=" -device edu,bus=pb1,addr=1.0,id=edu1"
+qemu_opts+=" -device edu,bus=pb1,addr=2.0,id=edu2"
 
 cd "$kdir/src"
 if [ "$*" = shell ]; then

@@ -128,12 +128,20 @@ check_profile_iommu() {
 	return $rc
 }
 
-# setup_devices: load the modules and bind the test devices to vfio-pci.
+# setup_devices: load the modules and bind the test devices to vfio-pci:
+# the first edu and the e1000e, and every other edu (the group pair).
 setup_devices() {
+	local d vendor device
 	modprobe iommufd
 	modprobe vfio-pci
 	EDU_BDF=$(bdf_of "$EDU_ID")
 	NIC_BDF=$(bdf_of "$E1000E_ID")
-	bind_vfio "$EDU_BDF"
-	bind_vfio "$NIC_BDF"
+	bind_vfio "$EDU_BDF" || return 1
+	bind_vfio "$NIC_BDF" || return 1
+	for d in /sys/bus/pci/devices/*; do
+		read -r vendor < "$d/vendor"
+		read -r device < "$d/device"
+		[ "${vendor#0x}:${device#0x}" = "$EDU_ID" ] || continue
+		[ "${d##*/}" = "$EDU_BDF" ] || bind_vfio "${d##*/}" || return 1
+	done
 }

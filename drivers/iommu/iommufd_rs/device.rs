@@ -20,7 +20,8 @@ use kernel::{
         Cap,
         DmaOwner,
         Group,
-        ReservedKind, //
+        ReservedKind,
+        ReservedRegion, //
     },
     new_mutex,
     notifier::{
@@ -84,17 +85,57 @@ pub(crate) struct IGroup {
     state: Mutex<GroupState>,
 }
 
-/// What a group is attached to.
+/// The bound devices of a group and what the group is attached to.
+///
+/// The group is the unit the IOMMU translates for: while it is attached, every bound device of
+/// it reaches the HWPT's memory, attached or not. So the coherency rules and the coherency
+/// state are the group's: an HWPT must admit every member ([`GroupState::admits`]), and a
+/// member does non-coherent DMA while the group is on an HWPT that does not enforce coherency.
 struct GroupState {
-    /// How many devices of the group are bound to the context.
+    /// How many devices of the group are bound to the context, or being bound.
     bound: usize,
-    /// The devices of the group that are attached (by [`IDevice::key`]).
-    attached: KVec<usize>,
+    /// The devices of the group bound to the context (removed at unbind, which breaks the
+    /// cycle with [`IDevice::group`]).
+    members: KVec<Arc<IDevice>>,
+    /// The devices of the group that are attached.
+    attached: KVec<AttachedDev>,
     /// The group's attachment to the domain of `hwpt`; `Some` exactly while `attached` is not
     /// empty. Declared before `hwpt` so that it is detached first.
     attachment: Option<Attachment>,
-    /// The HWPT the group is attached to, and its id.
-    hwpt: Option<(u32, ObjRef<HwptPaging>)>,
+    /// The HWPT the group is attached to.
+    hwpt: Option<ObjRef<HwptPaging>>,
+}
+
+/// A device attached through its group.
+struct AttachedDev {
+    /// The device ([`IDevice::key`]); also the owner of its ranges reserved in the IOAS.
+    key: usize,
+    /// Its reserved regions, reserved in the IOAS of the group's HWPT.
+    regions: KVec<ReservedRegion>,
+}
+
+impl GroupState {
+    /// Whether the device `key` is attached.
+    fn is_attached(&self, key: usize) -> bool {
+        self.attached.iter().any(|d| d.key == key)
+    }
+
+    /// Whether `hwpt` may take the group: no member would do non-coherent DMA through a
+    /// coherent HWPT.
+    fn admits(&self, hwpt: &HwptPaging) -> bool {
+        self.members
+            .iter()
+            .all(|m| hwpt.mode().admits(hwpt.is_enforcing(), m.no_snoop()))
+    }
+
+    /// Whether `idev`, if a member, does non-coherent DMA now.
+    fn noncoherent_dma(&self, idev: &IDevice) -> bool {
+        if !self.members.iter().any(|m| core::ptr::eq(&**m, idev)) {
+            return false;
+        }
+        let enforcing = self.hwpt.as_ref().map(|h| h.is_enforcing());
+        coherency::noncoherent_dma(enforcing, idev.no_snoop())
+    }
 }
 
 impl IGroup {
@@ -111,6 +152,7 @@ impl IGroup {
                 group,
                 state <- new_mutex!(GroupState {
                     bound: 1,
+                    members: KVec::new(),
                     attached: KVec::new(),
                     attachment: None,
                     hwpt: None,
@@ -125,6 +167,37 @@ impl IGroup {
     /// The entry of `group` among a context's `groups`.
     fn find<'a>(groups: &'a [Arc<Self>], group: &Group) -> Option<&'a Arc<Self>> {
         groups.iter().find(|g| core::ptr::eq(&*g.group, group))
+    }
+
+    /// Makes `idev` a member. `EINVAL` if the group is attached to an HWPT that would not
+    /// have admitted it.
+    fn add_member(&self, idev: &Arc<IDevice>) -> Result {
+        let mut state = self.state.lock();
+        if let Some(hwpt) = &state.hwpt {
+            if !hwpt.mode().admits(hwpt.is_enforcing(), idev.no_snoop()) {
+                return Err(EINVAL);
+            }
+        }
+        state.members.push(idev.clone(), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Removes the member `idev`.
+    fn remove_member(&self, idev: &IDevice) {
+        self.state
+            .lock()
+            .members
+            .retain(|m| !core::ptr::eq(&**m, idev));
+    }
+
+    /// The members, for publishing their state.
+    fn members(&self) -> Result<KVec<Arc<IDevice>>> {
+        let state = self.state.lock();
+        let mut out = KVec::with_capacity(state.members.len(), GFP_KERNEL)?;
+        for m in state.members.iter() {
+            out.push(m.clone(), GFP_KERNEL)?;
+        }
+        Ok(out)
     }
 
     /// Counts one bound device less; forgets the group when none is left.
@@ -158,7 +231,7 @@ pub(crate) struct IDevice {
     /// Whether probing found that it can issue No-Snoop DMA.
     probed_no_snoop: bool,
     /// Whether it counts as able to issue No-Snoop DMA: what probing found, unless a test
-    /// overrode it (`IOMMU_TEST_DEVICE_NO_SNOOP`, only while not attached).
+    /// overrode it (`IOMMU_TEST_DEVICE_NO_SNOOP`, only while its group is not attached).
     no_snoop: Atomic<bool>,
     /// Subscribers to its coherency state: called with 1 or 0 ("does non-coherent DMA now" or
     /// not) after every attach, replace, detach and unbind.
@@ -232,15 +305,10 @@ impl IDevice {
         self.no_snoop.load(Relaxed)
     }
 
-    /// Whether it does non-coherent DMA now: attached to an HWPT that does not enforce
-    /// coherency, and able to issue No-Snoop.
+    /// Whether it does non-coherent DMA now: bound, able to issue No-Snoop, and its group
+    /// (through this device or another) attached to an HWPT that does not enforce coherency.
     pub(crate) fn noncoherent_dma(&self) -> bool {
-        let state = self.group.state.lock();
-        let enforcing = match &state.hwpt {
-            Some((_, hwpt)) if state.attached.contains(&self.key()) => Some(hwpt.is_enforcing()),
-            _ => None,
-        };
-        coherency::noncoherent_dma(enforcing, self.no_snoop())
+        self.group.state.lock().noncoherent_dma(self)
     }
 
     /// The device's key in its group's attach state and in reserved-range owners.
@@ -248,21 +316,20 @@ impl IDevice {
         core::ptr::from_ref(self) as usize
     }
 
-    /// Attaches the device to the HWPT `hwpt`, whose id is `id`.
+    /// Attaches the device to the HWPT `hwpt`: attaches its group, or joins the devices of
+    /// its group already attached there.
     ///
     /// `EINVAL` if the HWPT's domain does not suit the device (its IOMMU cannot enforce
-    /// coherency for it, or the HWPT is coherent and the device would do non-coherent DMA through
-    /// it), or the group is attached to another HWPT; `EBUSY` if the device is attached already; `EADDRINUSE` if one of the
-    /// device's reserved regions is mapped in the IOAS.
-    fn attach_hwpt(&self, id: u32, hwpt: ObjRef<HwptPaging>) -> Result {
-        if !hwpt.mode().admits(hwpt.is_enforcing(), self.no_snoop()) {
-            return Err(EINVAL);
-        }
+    /// coherency for it, or the HWPT is coherent and the device would do non-coherent DMA
+    /// through it), or the group is attached to another HWPT; `EBUSY` if the device is
+    /// attached already; `EADDRINUSE` if one of the device's reserved regions is mapped in the
+    /// IOAS.
+    fn attach_hwpt(&self, hwpt: ObjRef<HwptPaging>) -> Result {
         let mut state = self.group.state.lock();
-        if state.attached.contains(&self.key()) {
+        if state.is_attached(self.key()) {
             return Err(EBUSY);
         }
-        if matches!(&state.hwpt, Some((cur, _)) if *cur != id) {
+        if matches!(&state.hwpt, Some(cur) if !cur.same(&hwpt)) || !state.admits(&hwpt) {
             return Err(EINVAL);
         }
         let mut regions = domain::reserved_regions(&self.dev)?;
@@ -273,7 +340,7 @@ impl IDevice {
             match self.group.group.attach(&self.owner, hwpt.domain().clone()) {
                 Ok(attachment) => {
                     state.attachment = Some(attachment);
-                    state.hwpt = Some((id, hwpt));
+                    state.hwpt = Some(hwpt);
                 }
                 Err(e) => {
                     hwpt.ioas().unreserve(self.key());
@@ -281,17 +348,66 @@ impl IDevice {
                 }
             }
         }
+        let dev = AttachedDev {
+            key: self.key(),
+            regions,
+        };
         // Room was reserved above.
-        state.attached.push(self.key(), GFP_KERNEL)?;
+        state.attached.push(dev, GFP_KERNEL)?;
         Ok(())
     }
 
+    /// Moves the device's group, with every device of it attached, to `hwpt`, without blocking
+    /// its DMA in between. Returns the HWPT the group left, `None` if it was on `hwpt` already.
+    ///
+    /// `EINVAL` if the device is not attached or the HWPT does not suit it (as for
+    /// [`Self::attach_hwpt`]); `EADDRINUSE` if a reserved region of one of the group's
+    /// attached devices is mapped in the new IOAS. On error nothing changed.
+    fn replace_hwpt(&self, hwpt: ObjRef<HwptPaging>) -> Result<Option<ObjRef<HwptPaging>>> {
+        let mut guard = self.group.state.lock();
+        let state = &mut *guard;
+        if !state.is_attached(self.key()) || !state.admits(&hwpt) {
+            return Err(EINVAL);
+        }
+        let (Some(old), Some(attachment)) = (&state.hwpt, &mut state.attachment) else {
+            return Err(EINVAL);
+        };
+        if old.same(&hwpt) {
+            return Ok(None);
+        }
+        let new_ioas = !core::ptr::eq(old.ioas(), hwpt.ioas());
+        if new_ioas {
+            for (i, dev) in state.attached.iter().enumerate() {
+                if let Err(e) = hwpt.ioas().reserve_regions(dev.key, &dev.regions) {
+                    for done in &state.attached[..i] {
+                        hwpt.ioas().unreserve(done.key);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = attachment.replace(hwpt.domain().clone()) {
+            if new_ioas {
+                for dev in state.attached.iter() {
+                    hwpt.ioas().unreserve(dev.key);
+                }
+            }
+            return Err(e);
+        }
+        if new_ioas {
+            for dev in state.attached.iter() {
+                old.ioas().unreserve(dev.key);
+            }
+        }
+        Ok(state.hwpt.replace(hwpt))
+    }
+
     /// Detaches the device. Returns the HWPT if the group left it (the last device detached).
-    fn detach_hwpt(&self) -> Option<(u32, ObjRef<HwptPaging>)> {
+    fn detach_hwpt(&self) -> Option<ObjRef<HwptPaging>> {
         let mut state = self.group.state.lock();
-        let pos = state.attached.iter().position(|k| *k == self.key())?;
+        let pos = state.attached.iter().position(|d| d.key == self.key())?;
         let _ = state.attached.remove(pos);
-        if let Some((_, hwpt)) = &state.hwpt {
+        if let Some(hwpt) = &state.hwpt {
             hwpt.ioas().unreserve(self.key());
         }
         if !state.attached.is_empty() {
@@ -301,25 +417,22 @@ impl IDevice {
         state.hwpt.take()
     }
 
-    /// The id and a use of the HWPT the device is attached to.
-    fn attached_hwpt(&self) -> Option<(u32, ObjRef<HwptPaging>)> {
+    /// A use of the HWPT the device is attached to.
+    fn attached_hwpt(&self) -> Option<ObjRef<HwptPaging>> {
         let state = self.group.state.lock();
-        if !state.attached.contains(&self.key()) {
+        if !state.is_attached(self.key()) {
             return None;
         }
-        state.hwpt.as_ref().map(|(id, h)| (*id, h.clone()))
+        state.hwpt.clone()
     }
 }
 
-/// Destroys the automatic HWPT `id` once nothing uses it any more, after its last device left.
-fn release_hwpt(ctx: &Ctx, id: u32, hwpt: ObjRef<HwptPaging>) {
-    if !hwpt.is_auto() {
-        return;
-    }
-    let ioas = hwpt.ioas_ref().clone();
-    drop(hwpt);
-    if ctx.objects.destroy(id).is_ok() {
-        ioas.remove_auto_hwpt(id);
+/// Drops a use of an HWPT a group left; an automatic one is destroyed if nothing else uses it
+/// (else whoever does, or userspace, destroys it later). By identity: if userspace destroyed it
+/// and its id was reused meanwhile, the new object is left alone.
+fn release_hwpt(ctx: &Ctx, hwpt: ObjRef<HwptPaging>) {
+    if hwpt.is_auto() {
+        ctx.objects.destroy_held(hwpt);
     }
 }
 
@@ -327,16 +440,14 @@ fn release_hwpt(ctx: &Ctx, id: u32, hwpt: ObjRef<HwptPaging>) {
 ///
 /// # Invariants
 ///
-/// `ctx` is valid while the object exists: `_file` holds a reference on the context's file.
+/// `ctx` is valid while the object exists: `file` holds a reference on the context's file.
 pub(crate) struct Bound {
     /// The context.
     ctx: *const Ctx,
     /// A reference on the context's file, which keeps the context alive.
-    _file: ARef<kernel::fs::File>,
+    file: ARef<kernel::fs::File>,
     /// The device object (a use of it, so that userspace cannot destroy it).
     idev: ObjRef<IDevice>,
-    /// The object id.
-    id: u32,
 }
 
 impl Bound {
@@ -348,7 +459,7 @@ impl Bound {
 
     /// The device's object id.
     pub(crate) fn id(&self) -> u32 {
-        self.id
+        self.idev.id()
     }
 
     /// Binds `dev` to `ctx`: takes its DMA ownership and creates its object.
@@ -362,6 +473,8 @@ impl Bound {
             return Err(EINVAL);
         }
         let group = Group::of_device(dev).ok_or(ENODEV)?;
+        // Allocated first: once the object is published, nothing may fail.
+        let bound = KBox::<Self>::new_uninit(GFP_KERNEL)?;
         // A device whose MSIs are not isolated could raise interrupts outside its user's
         // reach with a plain DMA write: refused unless the administrator allows it, as
         // upstream.
@@ -409,12 +522,14 @@ impl Bound {
             }
             Ok(idev)
         });
-        let published = idev.and_then(|idev| {
-            let slot = ctx.objects.reserve()?;
-            let id = slot.id();
-            Ok((id, slot.publish_held(idev)?))
+        let idev = idev.and_then(|idev| {
+            group.add_member(&idev)?;
+            ctx.objects
+                .reserve()
+                .and_then(|slot| slot.publish_held(idev.clone()))
+                .inspect_err(|_| group.remove_member(&idev))
         });
-        let (id, idev) = match published {
+        let idev = match idev {
             Ok(p) => p,
             Err(e) => {
                 group.put(ctx);
@@ -422,29 +537,38 @@ impl Bound {
             }
         };
         let file = ARef::from(ctx.file());
-        match KBox::new(
-            Self {
-                ctx,
-                _file: file,
-                idev,
-                id,
-            },
-            GFP_KERNEL,
-        ) {
-            Ok(b) => Ok(b),
-            Err(e) => {
-                ctx.objects.remove(id);
-                group.put(ctx);
-                Err(e.into())
-            }
+        let bound = KBox::write(bound, Self { ctx, file, idev });
+        // A device of a group attached elsewhere may do non-coherent DMA from the start.
+        if bound.idev.noncoherent_dma() {
+            bound.publish();
         }
+        Ok(bound)
     }
 
     /// Tells the device's and the context's subscribers, and those of the module's
     /// [`DeviceSignal`], the device's coherency state, after anything that may have changed it.
+    ///
+    /// The state is the group's, so every member's is published, this device's first.
     fn publish(&self) {
         let ctx = self.ctx();
-        let idev = &*self.idev;
+        Self::publish_one(ctx, &self.idev);
+        match self.idev.group.members() {
+            Ok(members) => {
+                for m in members
+                    .iter()
+                    .filter(|m| !core::ptr::eq(&***m, &*self.idev))
+                {
+                    Self::publish_one(ctx, m);
+                }
+            }
+            // Only the other members' subscribers can miss this change; counts stay right.
+            Err(_) => pr_warn!("iommufd: coherency of a group published in part\n"),
+        }
+        ctx.publish_coherency();
+    }
+
+    /// Publishes the coherency state of one device of the context `ctx`.
+    fn publish_one(ctx: &Ctx, idev: &IDevice) {
         let now = idev.noncoherent_dma();
         let signal = DeviceSignal::get();
         if idev.published.xchg(now, Relaxed) != now {
@@ -454,20 +578,33 @@ impl Bound {
             }
         }
         idev.coherency.call_chain(u64::from(now));
-        ctx.publish_coherency();
         if let Some(signal) = signal {
             signal.notify(now);
         }
     }
 
-    /// Unbinds the device, detaching it first if needed.
+    /// Unbinds the device, detaching it first if needed. When it returns, no ioctl uses the
+    /// device any more and its DMA ownership is given back: VFIO may hand the device to another
+    /// context or to a kernel driver at once.
     pub(crate) fn unbind(self: KBox<Self>) {
         self.detach();
-        let ctx = self.ctx();
-        ctx.objects.remove(self.id);
-        self.idev.group.put(ctx);
-        // Dropping `self` drops the last uses of the object, which gives the DMA ownership
-        // back, and then the reference on the context's file.
+        let Bound { ctx, file, idev } = KBox::into_inner(self);
+        // SAFETY: `file` keeps the context alive (the type invariant) until the end of this
+        // function, where it is dropped last.
+        let ctx = unsafe { &*ctx };
+        let group = idev.group.clone();
+        // No longer a member, it stops counting for the group's coherency (it still did if
+        // another device keeps the group attached).
+        group.remove_member(&idev);
+        if idev.published.load(Relaxed) {
+            Self::publish_one(ctx, &idev);
+            ctx.publish_coherency();
+        }
+        // Waits for ioctls still using the device; the object, and with it the DMA ownership,
+        // is gone when it returns.
+        ctx.objects.remove_wait(idev);
+        group.put(ctx);
+        drop(file);
     }
 
     /// Attaches the device to `pt_id`: an HWPT, or an IOAS (then to an automatic HWPT of it
@@ -481,10 +618,22 @@ impl Bound {
 
     /// [`Self::attach`], without telling subscribers.
     fn do_attach(&self, pt_id: u32) -> Result<u32> {
+        self.to_pt(pt_id, IDevice::attach_hwpt).map(|(id, ())| id)
+    }
+
+    /// Runs `op` (attach or replace) on the HWPT `pt_id` or, for an IOAS, on the first of its
+    /// automatic HWPTs `op` accepts, else on a new one made for the device (destroyed again if
+    /// `op` fails). Returns the HWPT's id and what `op` returned. `ENOENT` if there is no
+    /// object `pt_id`, `EINVAL` if it is of another type.
+    fn to_pt<R>(
+        &self,
+        pt_id: u32,
+        op: impl Fn(&IDevice, ObjRef<HwptPaging>) -> Result<R>,
+    ) -> Result<(u32, R)> {
         let ctx = self.ctx();
+        let idev = &*self.idev;
         if let Ok(hwpt) = ctx.objects.get::<HwptPaging>(pt_id) {
-            self.idev.attach_hwpt(pt_id, hwpt)?;
-            return Ok(pt_id);
+            return Ok((pt_id, op(idev, hwpt)?));
         }
         let ioas = match ctx.objects.get::<Ioas>(pt_id) {
             Ok(ioas) => ioas,
@@ -492,9 +641,15 @@ impl Bound {
             Err(_) if ctx.objects.contains(pt_id) => return Err(EINVAL),
             Err(e) => return Err(e),
         };
-        let idev = &*self.idev;
-        for id in ioas.auto_hwpts()?.iter().copied() {
-            let Ok(hwpt) = ctx.objects.get::<HwptPaging>(id) else {
+        for (id, key) in ioas.auto_hwpts()?.iter().copied() {
+            // Only the HWPT the IOAS listed: its id may name another object by now (and, if
+            // the listed one went and another took its id and its memory, then at least an
+            // automatic HWPT of this IOAS, which serves as well).
+            let Some(hwpt) = ctx
+                .objects
+                .get_same::<HwptPaging>(id, key)
+                .filter(|h| h.is_auto() && core::ptr::eq(h.ioas(), &*ioas))
+            else {
                 continue;
             };
             // Share only an HWPT the IOAS's mode would make for this device.
@@ -505,32 +660,35 @@ impl Bound {
             ) {
                 continue;
             }
-            match self.idev.attach_hwpt(id, hwpt) {
-                Ok(()) => return Ok(id),
+            match op(idev, hwpt) {
+                Ok(r) => return Ok((id, r)),
                 // The domain does not suit the device: try the next one.
                 Err(e) if e == EINVAL => continue,
                 Err(e) => return Err(e),
             }
         }
         let hwpt = HwptPaging::new(ioas.clone(), idev, true, ioas.mode())?;
-        let slot = ctx.objects.reserve()?;
-        let id = slot.id();
-        let hwpt = slot.publish_held(hwpt)?;
-        if let Err(e) = ioas.add_auto_hwpt(id) {
-            drop(hwpt);
-            let _ = ctx.objects.destroy(id);
+        let hwpt = ctx.objects.reserve()?.publish_held(hwpt)?;
+        let id = hwpt.id();
+        // Unlisted again when the HWPT is dropped, however that happens.
+        if let Err(e) = ioas.add_auto_hwpt(id, hwpt.key()) {
+            ctx.objects.destroy_held(hwpt);
             return Err(e);
         }
-        if let Err(e) = self.idev.attach_hwpt(id, hwpt) {
-            ioas.remove_auto_hwpt(id);
-            let _ = ctx.objects.destroy(id);
-            return Err(e);
+        let mine = hwpt.clone();
+        match op(idev, hwpt) {
+            Ok(r) => Ok((id, r)),
+            Err(e) => {
+                // Nothing else can have used it yet.
+                ctx.objects.destroy_held(mine);
+                Err(e)
+            }
         }
-        Ok(id)
     }
 
-    /// Moves the device to `pt_id` (as for [`Self::attach`]); if it fails, the device stays
-    /// where it was. Returns the new HWPT's id.
+    /// Moves the device, with its whole group, to `pt_id` (as for [`Self::attach`]) without
+    /// blocking its DMA in between; if it fails, the group stays where it was. Returns the new
+    /// HWPT's id.
     pub(crate) fn replace(&self, pt_id: u32) -> Result<u32> {
         let res = self.do_replace(pt_id);
         self.publish();
@@ -539,37 +697,53 @@ impl Bound {
 
     /// [`Self::replace`], without telling subscribers.
     fn do_replace(&self, pt_id: u32) -> Result<u32> {
-        let Some((old_id, old)) = self.idev.attached_hwpt() else {
+        let Some(old) = self.idev.attached_hwpt() else {
             return self.do_attach(pt_id);
         };
-        if old_id == pt_id {
+        if old.id() == pt_id {
             return Ok(pt_id);
         }
-        if let Some((id, hwpt)) = self.idev.detach_hwpt() {
-            // `old` still holds a use, so this never destroys it.
-            release_hwpt(self.ctx(), id, hwpt);
+        // Only a use: the group's own use comes back from `replace_hwpt`.
+        drop(old);
+        let (id, left) = self.to_pt(pt_id, IDevice::replace_hwpt)?;
+        if let Some(left) = left {
+            release_hwpt(self.ctx(), left);
         }
-        match self.do_attach(pt_id) {
-            Ok(id) => {
-                release_hwpt(self.ctx(), old_id, old);
-                Ok(id)
-            }
-            Err(e) => {
-                if self.idev.attach_hwpt(old_id, old).is_err() {
-                    pr_warn!("iommufd: device could not go back to HWPT {}\n", old_id);
-                }
-                Err(e)
-            }
-        }
+        Ok(id)
     }
 
     /// Detaches the device, if attached.
     pub(crate) fn detach(&self) {
-        if let Some((id, hwpt)) = self.idev.detach_hwpt() {
-            release_hwpt(self.ctx(), id, hwpt);
+        if let Some(hwpt) = self.idev.detach_hwpt() {
+            release_hwpt(self.ctx(), hwpt);
         }
         self.publish();
     }
+}
+
+/// The capability bits `IOMMU_GET_HW_INFO` reports for `idev`: upstream's, and ours about
+/// coherency.
+fn capabilities(idev: &IDevice) -> u64 {
+    let dev = &*idev.dev;
+    // Only features this driver implements are reported: not dirty tracking (yet), whatever
+    // the IOMMU can do, since a VMM that sees the bit asks for a dirty-tracking HWPT.
+    let mut caps = 0u64;
+    if !domain::device_capable(dev, Cap::PciAtsSupported) {
+        caps |= u64::from(CAP_PCI_ATS_NOT_SUPPORTED);
+    }
+    if idev.iommu_can_enforce() {
+        caps |= IOMMU_HW_CAP_ENFORCE_COHERENCY as u64;
+    }
+    if idev.no_snoop() {
+        caps |= IOMMU_HW_CAP_NO_SNOOP;
+    }
+    if Mode::Auto.enforce(idev.iommu_can_enforce(), idev.no_snoop()) == Ok(true) {
+        caps |= IOMMU_HW_CAP_DEFAULT_COHERENT;
+    }
+    if idev.noncoherent_dma() {
+        caps |= IOMMU_HW_CAP_NONCOHERENT_DMA;
+    }
+    caps
 }
 
 /// `IOMMU_GET_HW_INFO`: describes the IOMMU behind a bound device (the IOMMU driver's report)
@@ -584,8 +758,12 @@ pub(crate) fn get_hw_info(ctx: &Ctx, cmd: &mut uapi::HwInfo, ucmd: &Ucmd) -> Res
     if cmd.0.flags & HW_INFO_FLAG_INPUT_TYPE == 0 {
         kind = HW_INFO_TYPE_DEFAULT;
     }
+    // Everything about the device is read first, and the device let go before the (possibly
+    // long) copy to userspace, so that an unbind waits for as short a time as possible.
     let idev = ctx.objects.get::<IDevice>(cmd.0.dev_id)?;
     let info = domain::HwInfo::get(&idev.dev, kind)?;
+    let caps = capabilities(&idev);
+    drop(idev);
     let (data, out_kind) = match &info {
         Some(info) if info.kind() == HW_INFO_TYPE_NONE => return Err(EOPNOTSUPP),
         Some(info) => (info.as_bytes(), info.kind()),
@@ -606,26 +784,6 @@ pub(crate) fn get_hw_info(ctx: &Ctx, cmd: &mut uapi::HwInfo, ucmd: &Ucmd) -> Res
     }
     cmd.0.data_len = u32::try_from(data.len()).map_err(|_| EOVERFLOW)?;
     cmd.0.__bindgen_anon_1.out_data_type = out_kind;
-
-    let dev = &*idev.dev;
-    // Only features this driver implements are reported: not dirty tracking (yet), whatever
-    // the IOMMU can do, since a VMM that sees the bit asks for a dirty-tracking HWPT.
-    let mut caps = 0u64;
-    if !domain::device_capable(dev, Cap::PciAtsSupported) {
-        caps |= u64::from(CAP_PCI_ATS_NOT_SUPPORTED);
-    }
-    if idev.iommu_can_enforce() {
-        caps |= IOMMU_HW_CAP_ENFORCE_COHERENCY as u64;
-    }
-    if idev.no_snoop() {
-        caps |= IOMMU_HW_CAP_NO_SNOOP;
-    }
-    if Mode::Auto.enforce(idev.iommu_can_enforce(), idev.no_snoop()) == Ok(true) {
-        caps |= IOMMU_HW_CAP_DEFAULT_COHERENT;
-    }
-    if idev.noncoherent_dma() {
-        caps |= IOMMU_HW_CAP_NONCOHERENT_DMA;
-    }
     cmd.0.out_capabilities = caps;
     // PASIDs are not supported, so none is reported.
     cmd.0.out_max_pasid_log2 = 0;
@@ -652,8 +810,9 @@ pub(crate) fn test_no_snoop(ctx: &Ctx, cmd: &mut uapi::TestDeviceNoSnoop) -> Res
         _ => return Err(EINVAL),
     };
     let idev = ctx.objects.get::<IDevice>(cmd.0.dev_id)?;
+    // While its group is attached the device may be doing DMA already.
     let state = idev.group.state.lock();
-    if state.attached.contains(&idev.key()) {
+    if state.hwpt.is_some() {
         return Err(EBUSY);
     }
     idev.no_snoop.store(value || idev.probed_no_snoop, Relaxed);

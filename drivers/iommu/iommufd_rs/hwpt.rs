@@ -82,11 +82,6 @@ impl HwptPaging {
         &self.ioas
     }
 
-    /// The use of the IOAS it holds.
-    pub(crate) fn ioas_ref(&self) -> &ObjRef<Ioas> {
-        &self.ioas
-    }
-
     /// The I/O page table.
     pub(crate) fn domain(&self) -> &Arc<Domain> {
         &self.domain
@@ -137,6 +132,11 @@ pub(crate) fn alloc(ctx: &Ctx, cmd: &mut uapi::HwptAlloc, ucmd: &Ucmd) -> Result
 
 impl Drop for HwptPaging {
     fn drop(&mut self) {
+        if self.auto {
+            // The key the IOAS lists it by (`ObjRef::key`): its own address.
+            self.ioas
+                .remove_auto_hwpt(core::ptr::from_ref(self) as usize);
+        }
         self.ioas.remove_domain(&self.domain);
     }
 }

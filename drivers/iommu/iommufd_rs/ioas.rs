@@ -62,10 +62,12 @@ pub(crate) struct Ioas {
     /// The IOVA bookkeeping, and the I/O page tables that mirror it.
     #[pin]
     iova: Mutex<IovaSpace>,
-    /// The ids of the HWPTs the kernel made for devices attached to this IOAS, which later
-    /// attaches try first.
+    /// The HWPTs the kernel made for devices attached to this IOAS, which later attaches try
+    /// first, by id and key ([`crate::object::ObjRef::key`]). Not references: an HWPT unlists itself when it
+    /// goes, and the id is used only with the key, so an id reused by another object is never
+    /// taken for the HWPT.
     #[pin]
-    auto_hwpts: Mutex<KVec<u32>>,
+    auto_hwpts: Mutex<KVec<(u32, usize)>>,
     /// The coherency mode of its HWPTs (by default).
     mode: Mode,
 }
@@ -114,22 +116,22 @@ impl Ioas {
         self.iova.lock().remove_reserved(owner)
     }
 
-    /// Remembers `id` as an HWPT the kernel made for this IOAS.
-    pub(crate) fn add_auto_hwpt(&self, id: u32) -> Result {
-        self.auto_hwpts.lock().push(id, GFP_KERNEL)?;
+    /// Lists the HWPT the kernel made for this IOAS, published as `id`, whose key is `key`.
+    pub(crate) fn add_auto_hwpt(&self, id: u32, key: usize) -> Result {
+        self.auto_hwpts.lock().push((id, key), GFP_KERNEL)?;
         Ok(())
     }
 
-    /// Forgets the automatic HWPT `id`.
-    pub(crate) fn remove_auto_hwpt(&self, id: u32) {
-        self.auto_hwpts.lock().retain(|h| *h != id);
+    /// Unlists the automatic HWPT whose key is `key` (it is going away).
+    pub(crate) fn remove_auto_hwpt(&self, key: usize) {
+        self.auto_hwpts.lock().retain(|(_, k)| *k != key);
     }
 
-    /// The automatic HWPTs of the IOAS, by id.
-    pub(crate) fn auto_hwpts(&self) -> Result<KVec<u32>> {
-        let ids = self.auto_hwpts.lock();
-        let mut out = KVec::with_capacity(ids.len(), GFP_KERNEL)?;
-        out.extend_from_slice(&ids, GFP_KERNEL)?;
+    /// The automatic HWPTs of the IOAS, by id and key.
+    pub(crate) fn auto_hwpts(&self) -> Result<KVec<(u32, usize)>> {
+        let list = self.auto_hwpts.lock();
+        let mut out = KVec::with_capacity(list.len(), GFP_KERNEL)?;
+        out.extend_from_slice(&list, GFP_KERNEL)?;
         Ok(out)
     }
 

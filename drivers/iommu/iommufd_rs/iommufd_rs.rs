@@ -9,6 +9,29 @@
 //! [`io_pagetable`].
 //!
 //! The module is named `iommufd`, like the C driver it replaces when `CONFIG_IOMMUFD_RS=y`.
+//!
+//! # Object lifetimes
+//!
+//! Objects are reference counted and always named by identity inside the kernel; ids are only
+//! for userspace, and reused ([`object`]). An ioctl holds the objects it looked up
+//! ([`object::ObjRef`]) until it returns; userspace cannot destroy an object in use (`EBUSY`),
+//! and the kernel, when it takes an object away itself (a device at unbind), waits for those
+//! ioctls to finish ([`object::ObjectTable::remove_wait`]).
+//!
+//! # Lock order
+//!
+//! Outermost first; a lock may be taken while holding only locks listed above it:
+//!
+//! 1. `Ctx::groups` (the bound devices' groups of a context),
+//! 2. `IGroup::state` (what a group is attached to; the IOMMU core's group mutex is taken
+//!    under it when the group attaches, moves or detaches),
+//! 3. `Ioas::iova` (the IOVA space and its domains; never for two IOASes at once, see
+//!    `IOMMU_IOAS_COPY`),
+//! 4. `Pages::pins` (the pins of some memory, shared by the areas over it),
+//! 5. the object table's XArray spinlock, then an object's `users` spinlock.
+//!
+//! `Ioas::auto_hwpts` and `DeviceSignal::devices` (the module's coherency signal) are leaves. Notifier chains are
+//! called with no lock of this driver held. Lockdep checks this order in every test run.
 
 use kernel::{
     fs::File,

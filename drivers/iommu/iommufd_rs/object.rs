@@ -8,27 +8,32 @@
 //! the object visible; dropping the [`Slot`] instead gives the id back, so a failed creation
 //! leaves nothing behind.
 //!
-//! Every live object has a `users` count: one for the table, plus one for each [`ObjRef`] (an
-//! ioctl using the object, or later another object depending on it). Lookups take the count
-//! under the table's lock, so destruction, which also holds that lock, can tell reliably that
-//! nobody but the table uses an object and refuse with `EBUSY` otherwise.
+//! Every object sits in an [`Entry`], its header: the id it was published under and a count of
+//! its users, one for the table while the object is in it plus one for each [`ObjRef`] (an ioctl
+//! using the object, or another object depending on it). Lookups take the count under the
+//! table's lock, so destruction, which also holds that lock, can tell reliably that nobody but
+//! the table uses an object and refuse with `EBUSY` otherwise.
 //!
-//! Destruction removes the object from the table, so no new lookup finds it, and drops the
-//! table's reference. Unlike the C driver, it does not wait for a racing ioctl that had already
-//! looked the object up (and so held a count) to drop its reference: if one still holds it, that
-//! ioctl frees the object when it finishes. Memory safety does not depend on it (the object is
-//! reference counted); only the moment its resources are released can move by that much.
+//! Ids are reused, so the kernel never destroys or finds an object by id alone once it has let
+//! go of the table's lock: it names the object by its entry ([`ObjRef`]), and the table checks
+//! that the id still holds that very entry before acting ([`ObjectTable::destroy_held`],
+//! [`ObjectTable::get_same`]). Objects whose lifetime the kernel ends (a device at unbind) are
+//! taken out of the table and then waited for: [`ObjectTable::remove_wait`] returns only once
+//! every ioctl that was using the object has finished with it, as the C driver's `REMOVE_WAIT`.
 //!
-//! Lock order: the table's lock (the XArray spinlock) is innermost. Nothing sleeps under it and
-//! no object is dropped under it.
+//! Lock order: the table's lock (the XArray spinlock), then an entry's `users` spinlock. Nothing
+//! sleeps under either, and no object is dropped under them.
 
 use kernel::{
+    new_condvar, new_spinlock,
     prelude::*,
     sync::{
-        atomic::Relaxed,
         Arc,
-        Refcount, //
+        CondVar,
+        CondVarTimeoutResult,
+        SpinLock, //
     },
+    time::msecs_to_jiffies,
     xarray::{
         AllocKind,
         Reservation,
@@ -42,6 +47,10 @@ use crate::{
     ioas::Ioas, //
 };
 
+/// How long the kernel waits for ioctls to stop using an object it takes away, before it
+/// reports a bug and goes on (the C driver waits as long).
+const REMOVE_WAIT_MS: u32 = 60_000;
+
 /// Every kind of object a context can hold.
 pub(crate) enum Object {
     /// An I/O address space.
@@ -52,12 +61,48 @@ pub(crate) enum Object {
     Device(Arc<IDevice>),
 }
 
-/// A table slot: an object and the count of its users.
+/// The header of a published object: its id, the count of its users, and the object.
+///
+/// # Invariants
+///
+/// `users` counts one for the table while the entry is in it, plus one per live [`ObjRef`] on
+/// it; so it reaches zero only after the entry left the table.
+#[pin_data]
 pub(crate) struct Entry {
+    /// The id the object was published under. Never changes.
+    id: u32,
     /// One for the table plus one per [`ObjRef`].
-    users: Refcount,
+    #[pin]
+    users: SpinLock<u32>,
+    /// Notified when `users` reaches zero.
+    #[pin]
+    released: CondVar,
     /// The object itself.
     obj: Object,
+}
+
+impl Entry {
+    /// A new entry for `obj` under `id`, with `users` users.
+    fn new(id: u32, users: u32, obj: Object) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                id,
+                users <- new_spinlock!(users, "iommufd_object::users"),
+                released <- new_condvar!("iommufd_object::released"),
+                obj,
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )
+    }
+
+    /// Drops one use of the entry; wakes whoever waits for the last one.
+    fn put(&self) {
+        let mut users = self.users.lock();
+        *users -= 1;
+        if *users == 0 {
+            self.released.notify_all();
+        }
+    }
 }
 
 /// An object type that can be looked up by id.
@@ -90,14 +135,36 @@ object_kind!(Ioas, Ioas);
 object_kind!(HwptPaging, Hwpt);
 object_kind!(IDevice, Device);
 
-/// A counted use of a live object of type `T`, obtained from [`ObjectTable::get`].
+/// A counted use of a published object of type `T`, obtained from [`ObjectTable::get`].
 ///
-/// While it exists the object cannot be destroyed (destruction fails with `EBUSY`).
+/// While it exists the object cannot be destroyed by userspace (`EBUSY`), and the kernel's own
+/// removal ([`ObjectTable::remove_wait`]) waits for it.
 pub(crate) struct ObjRef<T: ObjectKind> {
-    /// Keeps the table slot, and so the user count, alive.
+    /// The object's header, whose user count includes this use.
     entry: Arc<Entry>,
     /// The object.
     obj: Arc<T>,
+}
+
+impl<T: ObjectKind> ObjRef<T> {
+    /// The id the object was published under (it may have been destroyed since, and the id
+    /// reused: look it up again only through [`ObjectTable::get_same`]).
+    pub(crate) fn id(&self) -> u32 {
+        self.entry.id
+    }
+
+    /// Whether `self` and `other` are uses of the same object.
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.entry, &other.entry)
+    }
+
+    /// A key naming the object itself, for lists that must not keep it alive; compare it with
+    /// [`Self::key`] or [`ObjectTable::get_same`], never dereference it. It is the object's
+    /// address, unique among live objects only: a list must drop an object's key before the
+    /// object is freed.
+    pub(crate) fn key(&self) -> usize {
+        Arc::as_ptr(&self.obj) as usize
+    }
 }
 
 impl<T: ObjectKind> core::ops::Deref for ObjRef<T> {
@@ -110,7 +177,7 @@ impl<T: ObjectKind> core::ops::Deref for ObjRef<T> {
 
 impl<T: ObjectKind> Clone for ObjRef<T> {
     fn clone(&self) -> Self {
-        self.entry.users.inc();
+        *self.entry.users.lock() += 1;
         Self {
             entry: self.entry.clone(),
             obj: self.obj.clone(),
@@ -120,15 +187,14 @@ impl<T: ObjectKind> Clone for ObjRef<T> {
 
 impl<T: ObjectKind> Drop for ObjRef<T> {
     fn drop(&mut self) {
-        // The table still holds its own count, so this never reaches zero.
-        self.entry.users.dec();
+        self.entry.put();
     }
 }
 
 /// The objects of one context, by id.
 #[pin_data]
 pub(crate) struct ObjectTable {
-    /// Live objects; reserved ids read as empty.
+    /// Published objects; reserved ids read as empty.
     #[pin]
     xa: XArray<Arc<Entry>>,
 }
@@ -148,13 +214,7 @@ impl Slot<'_> {
 
     /// Makes `obj` visible under this slot's id.
     pub(crate) fn publish(self, obj: Object) -> Result {
-        let entry = Arc::new(
-            Entry {
-                users: Refcount::new(1),
-                obj,
-            },
-            GFP_KERNEL,
-        )?;
+        let entry = Entry::new(self.id(), 1, obj)?;
         self.res.fill(entry, GFP_KERNEL)?;
         Ok(())
     }
@@ -162,13 +222,7 @@ impl Slot<'_> {
     /// Like [`Self::publish`], but also returns a use of the object, so that it cannot be
     /// destroyed before the caller is done with it.
     pub(crate) fn publish_held<T: ObjectKind>(self, obj: Arc<T>) -> Result<ObjRef<T>> {
-        let entry = Arc::new(
-            Entry {
-                users: Refcount::new(2),
-                obj: T::wrap(obj.clone()),
-            },
-            GFP_KERNEL,
-        )?;
+        let entry = Entry::new(self.id(), 2, T::wrap(obj.clone()))?;
         self.res.fill(entry.clone(), GFP_KERNEL)?;
         Ok(ObjRef { entry, obj })
     }
@@ -201,39 +255,40 @@ impl ObjectTable {
         Ok(f())
     }
 
-    /// Looks up the object `id` of type `T`; `ENOENT` if there is none.
     /// Whether object `id` exists (of any type).
     pub(crate) fn contains(&self, id: u32) -> bool {
         self.xa.lock().get(id as usize).is_some()
     }
 
+    /// Looks up the object `id` of type `T`; `ENOENT` if there is none.
     pub(crate) fn get<T: ObjectKind>(&self, id: u32) -> Result<ObjRef<T>> {
         let guard = self.xa.lock();
         let entry = guard.get(id as usize).ok_or(ENOENT)?;
         let obj = T::downcast(&entry.obj).ok_or(ENOENT)?.clone();
-        entry.users.inc();
+        *entry.users.lock() += 1;
         Ok(ObjRef {
             entry: entry.into(),
             obj,
         })
     }
 
-    /// Destroys the object `id`, of any type.
+    /// Looks up object `id` if it is still the object `key` names (see [`ObjRef::key`]): `None`
+    /// if it was destroyed and its id now names another object, unless that one sits at the
+    /// same address (the freed object's memory reused): callers check that what they found
+    /// is what they need, not only that it is the same.
+    pub(crate) fn get_same<T: ObjectKind>(&self, id: u32, key: usize) -> Option<ObjRef<T>> {
+        self.get::<T>(id).ok().filter(|r| r.key() == key)
+    }
+
+    /// Destroys the object `id`, of any type, for userspace.
     ///
     /// Fails with `ENOENT` if there is no such object and with `EBUSY` if anything but the table
     /// uses it.
-    /// Removes object `id` whoever still uses it (they keep their reference). For objects
-    /// whose lifetime the kernel, not userspace, controls (a device at unbind).
-    pub(crate) fn remove(&self, id: u32) {
-        let removed = self.xa.lock().remove(id as usize);
-        drop(removed);
-    }
-
     pub(crate) fn destroy(&self, id: u32) -> Result {
         let removed = {
             let mut guard = self.xa.lock();
             let entry = guard.get(id as usize).ok_or(ENOENT)?;
-            if entry.users.as_atomic().load(Relaxed) != 1 {
+            if *entry.users.lock() != 1 {
                 return Err(EBUSY);
             }
             guard.remove(id as usize)
@@ -241,6 +296,67 @@ impl ObjectTable {
         // The object is dropped here, outside the spinlock.
         drop(removed);
         Ok(())
+    }
+
+    /// Drops the use `obj` and destroys the object if nothing but the table uses it any more.
+    /// The object is named by identity: if userspace destroyed it meanwhile and its id now
+    /// names another object, that one is left alone. Returns whether it was destroyed.
+    pub(crate) fn destroy_held<T: ObjectKind>(&self, obj: ObjRef<T>) -> bool {
+        let entry = obj.entry.clone();
+        drop(obj);
+        let removed = {
+            let mut guard = self.xa.lock();
+            match guard.get(entry.id as usize) {
+                Some(cur) if core::ptr::eq(&*cur, &*entry) && *cur.users.lock() == 1 => {
+                    guard.remove(entry.id as usize)
+                }
+                _ => None,
+            }
+        };
+        let destroyed = removed.is_some();
+        // The object goes here, outside the spinlock, with the last of these references.
+        drop(removed);
+        drop(entry);
+        destroyed
+    }
+
+    /// Takes the object `obj` is a use of out of the table, whoever uses it, and waits until
+    /// every other use has ended (ioctls that looked it up finish with it). For objects whose
+    /// lifetime the kernel, not userspace, ends: when it returns, the object is gone, unless a
+    /// bug kept a use for longer than [`REMOVE_WAIT_MS`] (then reported).
+    pub(crate) fn remove_wait<T: ObjectKind>(&self, obj: ObjRef<T>) {
+        let entry = obj.entry.clone();
+        drop(obj);
+        let removed = {
+            let mut guard = self.xa.lock();
+            match guard.get(entry.id as usize) {
+                Some(cur) if core::ptr::eq(&*cur, &*entry) => guard.remove(entry.id as usize),
+                _ => None,
+            }
+        };
+        if removed.is_some() {
+            // The table's use.
+            entry.put();
+        }
+        drop(removed);
+        let mut users = entry.users.lock();
+        while *users != 0 {
+            let timeout = msecs_to_jiffies(REMOVE_WAIT_MS);
+            if let CondVarTimeoutResult::Timeout = entry.released.wait_timeout(&mut users, timeout)
+            {
+                pr_err!(
+                    "iommufd: object {} still has {} users after {} ms\n",
+                    entry.id,
+                    *users,
+                    REMOVE_WAIT_MS
+                );
+                kernel::warn_on!(true);
+                break;
+            }
+        }
+        drop(users);
+        // The object goes with this reference, unless the bug above keeps it.
+        drop(entry);
     }
 }
 
@@ -311,6 +427,58 @@ mod tests {
             assert!(table.get::<Ioas>(id).is_ok());
             drop(user);
             table.destroy(id)?;
+            assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
+            assert_eq!(table.destroy(id), Err(ENOENT));
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn destroy_held_names_the_object_not_the_id() -> Result {
+        with_table(|table| {
+            let id = new_ioas(table)?;
+            let old = table.get::<Ioas>(id)?;
+            assert_eq!(old.id(), id);
+            // Userspace cannot destroy it while it is used...
+            assert_eq!(table.destroy(id), Err(EBUSY));
+            // ...and the kernel destroys it only when nothing else uses it.
+            let other = old.clone();
+            assert!(!table.destroy_held(other));
+            assert!(table.get::<Ioas>(id).is_ok());
+            // Gone, and the id reused by a new object: a late destroy of the old one must
+            // leave the new one alone, and the key of another live object must not find it.
+            drop(old);
+            table.destroy(id)?;
+            assert_eq!(new_ioas(table)?, id);
+            let other_id = new_ioas(table)?;
+            let other = table.get::<Ioas>(other_id)?;
+            assert!(table.get_same::<Ioas>(id, other.key()).is_none());
+            drop(other);
+            let new = table.get::<Ioas>(id)?;
+            let stale = ObjRef {
+                entry: Entry::new(
+                    id,
+                    1,
+                    Object::Ioas(Ioas::new(crate::coherency::Mode::Auto)?),
+                )?,
+                obj: Ioas::new(crate::coherency::Mode::Auto)?,
+            };
+            assert!(!table.destroy_held(stale));
+            assert!(table.get_same::<Ioas>(id, new.key()).is_some());
+            assert!(table.destroy_held(new));
+            assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn remove_wait_takes_it_away_while_held() -> Result {
+        with_table(|table| {
+            let id = new_ioas(table)?;
+            let held = table.get::<Ioas>(id)?;
+            // No other user: returns at once, and the object is gone even though userspace
+            // could not have destroyed it.
+            table.remove_wait(held);
             assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
             assert_eq!(table.destroy(id), Err(ENOENT));
             Ok(())

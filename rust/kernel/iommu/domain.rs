@@ -434,13 +434,37 @@ impl Group {
     /// if the domain is not compatible with the group's devices (another domain may be);
     /// `EBUSY` if the group is attached already.
     pub fn attach(&self, _owner: &DmaOwner, domain: Arc<Domain>) -> Result<Attachment> {
+        let handle = AttachHandle::new()?;
         // SAFETY: The group is valid and its DMA is owned by our caller (no kernel driver uses
-        // it); the domain stays alive in the returned `Attachment` until it detaches.
-        to_result(unsafe { bindings::iommu_attach_group(domain.as_raw(), self.0.get()) })?;
+        // it); the domain and the handle stay alive in the returned `Attachment` until it
+        // detaches.
+        to_result(unsafe {
+            bindings::iommu_attach_group_handle(domain.as_raw(), self.0.get(), handle.as_raw())
+        })?;
         Ok(Attachment {
             group: self.into(),
             domain,
+            _handle: handle,
         })
+    }
+}
+
+/// The record the IOMMU core keeps of a group's attachment, for as long as it lasts.
+///
+/// # Invariants
+///
+/// The handle is heap allocated, so its address stays valid wherever the owner moves it.
+struct AttachHandle(KBox<Opaque<bindings::iommu_attach_handle>>);
+
+impl AttachHandle {
+    /// A fresh handle (the core asks for a new one at every attach and replace).
+    fn new() -> Result<Self> {
+        Ok(Self(KBox::new(Opaque::zeroed(), GFP_KERNEL)?))
+    }
+
+    /// The handle, for the core.
+    fn as_raw(&self) -> *mut bindings::iommu_attach_handle {
+        self.0.get()
     }
 }
 
@@ -484,6 +508,8 @@ pub struct Attachment {
     group: ARef<Group>,
     /// The domain the group is attached to.
     domain: Arc<Domain>,
+    /// The core's record of the attachment, which it may read until the group detaches.
+    _handle: AttachHandle,
 }
 
 impl Attachment {
@@ -492,43 +518,32 @@ impl Attachment {
         &self.domain
     }
 
-    /// Moves the group to `domain`. On error the group is back on the current domain.
-    ///
-    /// The group is blocked for a moment in between: the IOMMU core's replace-without-blocking
-    /// entry points are private to `drivers/iommu` (`iommu-priv.h`).
+    /// Moves the group to `domain` without blocking it in between: the devices' DMA goes
+    /// through one domain or the other at every moment. On error the group stays on the
+    /// current domain.
     pub fn replace(&mut self, domain: Arc<Domain>) -> Result {
-        let group = self.group.0.get();
-        // SAFETY: The group is attached to `self.domain`, which stays alive until the end of
-        // this function; detaching returns it to the blocking domain.
-        unsafe { bindings::iommu_detach_group(self.domain.as_raw(), group) };
-        // SAFETY: The group is blocked and owned by our caller; `domain` is kept below.
-        let res = to_result(unsafe { bindings::iommu_attach_group(domain.as_raw(), group) });
-        match res {
-            Ok(()) => {
-                self.domain = domain;
-                Ok(())
-            }
-            Err(e) => {
-                // SAFETY: As above, back to the domain the group was attached to before, which
-                // accepted it then.
-                let back =
-                    to_result(unsafe { bindings::iommu_attach_group(self.domain.as_raw(), group) });
-                if back.is_err() {
-                    crate::pr_warn!(
-                        "iommu: group {} could not go back to its domain\n",
-                        self.group.id()
-                    );
-                }
-                Err(e)
-            }
-        }
+        let handle = AttachHandle::new()?;
+        // SAFETY: The group is valid and attached to `self.domain` through this attachment,
+        // so its DMA is owned by our caller; `domain` and the new handle are kept in `self` on
+        // success, for as long as the group stays attached to that domain.
+        to_result(unsafe {
+            bindings::iommu_replace_group_handle(
+                self.group.0.get(),
+                domain.as_raw(),
+                handle.as_raw(),
+            )
+        })?;
+        // The old domain and handle go only now that the core no longer uses them.
+        self.domain = domain;
+        self._handle = handle;
+        Ok(())
     }
 }
 
 impl Drop for Attachment {
     fn drop(&mut self) {
-        // SAFETY: The group is attached to `self.domain`; detaching returns it to the blocking
-        // domain.
-        unsafe { bindings::iommu_detach_group(self.domain.as_raw(), self.group.0.get()) };
+        // SAFETY: The group is attached to `self.domain` with `self._handle`; detaching
+        // returns it to the blocking domain, after which the core forgets the handle.
+        unsafe { bindings::iommu_detach_group_handle(self.domain.as_raw(), self.group.0.get()) };
     }
 }

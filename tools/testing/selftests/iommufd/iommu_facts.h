@@ -85,6 +85,15 @@ struct iommu_facts {
 	 * NULL if none: fault injection must stay out of it.
 	 */
 	const char *lossy_unmap_fn;
+	/*
+	 * Its driver moves a device from one page table to another in one
+	 * step. Not VT-d's nor AMD-Vi's in 7.3: intel_iommu_attach_device()
+	 * first blocks the device (device_block_translation()) and
+	 * amd_iommu_attach_device() first detaches it, so a DMA in between is
+	 * blocked whatever iommufd does. virtio-iommu sends one ATTACH, which
+	 * the device applies at once.
+	 */
+	bool hitless_replace;
 };
 
 /* Reads a sysfs file holding one hex number, with or without "0x". */
@@ -206,6 +215,7 @@ static inline int iommu_facts_of(const char *bdf, struct iommu_facts *f)
 		f->fault_log[1] = "fault from EP";
 		/* its UNMAP request is allocated GFP_ATOMIC after the fact */
 		f->lossy_unmap_fn = "viommu_unmap_pages";
+		f->hitless_replace = true;
 		return 0;
 	}
 	return 0;
