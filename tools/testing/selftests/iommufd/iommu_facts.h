@@ -87,11 +87,12 @@ struct iommu_facts {
 	const char *lossy_unmap_fn;
 	/*
 	 * Its driver moves a device from one page table to another in one
-	 * step. Not VT-d's nor AMD-Vi's in 7.3: intel_iommu_attach_device()
-	 * first blocks the device (device_block_translation()) and
-	 * amd_iommu_attach_device() first detaches it, so a DMA in between is
-	 * blocked whatever iommufd does. virtio-iommu sends one ATTACH, which
-	 * the device applies at once.
+	 * step. None of the three does in 7.3: intel_iommu_attach_device()
+	 * first blocks the device (device_block_translation()),
+	 * amd_iommu_attach_device() first detaches it, and virtio-iommu's
+	 * ATTACH gives the endpoint the new domain before viommu_attach_dev()
+	 * replays its mappings; a DMA in between is blocked whatever iommufd
+	 * does. Kept so that a driver that does gets the strict check.
 	 */
 	bool hitless_replace;
 };
@@ -215,7 +216,6 @@ static inline int iommu_facts_of(const char *bdf, struct iommu_facts *f)
 		f->fault_log[1] = "fault from EP";
 		/* its UNMAP request is allocated GFP_ATOMIC after the fact */
 		f->lossy_unmap_fn = "viommu_unmap_pages";
-		f->hitless_replace = true;
 		return 0;
 	}
 	return 0;

@@ -3,7 +3,7 @@
  * An IOMMU group of two devices. The IOMMU cannot tell the devices of a
  * group apart, so it translates for the group as a whole: once one device
  * is attached, every device of the group reaches that page table, attached
- * or not. The test VM has two edu devices behind one PCIe-to-PCI bridge,
+ * or not. The test VM has an edu device with two functions and no ACS,
  * which puts them in one group; these tests check the rules that follow:
  *
  *  - both devices bind to one context; a device of the group cannot attach
@@ -140,9 +140,9 @@ FIXTURE_SETUP(group)
 
 	rc = find_edu_pair(self->bdf[0], self->bdf[1], sizeof(self->bdf[0]));
 	ASSERT_EQ(0, rc)
-		TH_LOG("no two edu devices bound to %s share an IOMMU group; "
-		       "the test VM must put two behind one PCIe-to-PCI "
-		       "bridge",
+		TH_LOG("no two edu functions bound to %s share an IOMMU "
+		       "group; the test VM must provide a multifunction edu "
+		       "device",
 		       VFIO_PCI_DRIVER);
 	open_iommufd_or_fail(&self->fd);
 	for (i = 0; i < 2; i++) {
