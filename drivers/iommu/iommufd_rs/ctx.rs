@@ -72,8 +72,11 @@ pub(crate) struct Ctx {
     /// does non-coherent DMA now" or not) after every attach, replace, detach and unbind.
     #[pin]
     pub(crate) coherency: BlockingNotifierHead,
-    /// How many bound devices last published "non-coherent DMA present".
-    noncoherent_devices: Atomic<u32>,
+    /// What the context's devices last published; every device's published state is kept
+    /// under this lock ([`Published`]), so that the count, each device's state and the module's
+    /// signal change together.
+    #[pin]
+    pub(crate) published: Mutex<Published>,
     /// A subscriber on `coherency` that counts events, for tests.
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     #[pin]
@@ -95,7 +98,7 @@ impl MiscDevice for Ctx {
                 file: core::ptr::from_ref(file),
                 groups <- new_mutex!(KVec::new(), "Ctx::groups"),
                 coherency <- BlockingNotifierHead::new(),
-                noncoherent_devices: Atomic::new(0),
+                published <- new_mutex!(Published { noncoherent_devices: 0 }, "Ctx::published"),
                 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
                 test_events <- Subscriber::new(crate::device::EventLog::new()),
                 account_to_mm: Atomic::new(false),
@@ -137,21 +140,12 @@ impl Ctx {
 
     /// Whether some bound device does non-coherent DMA now (as last published).
     pub(crate) fn noncoherent_dma(&self) -> bool {
-        self.noncoherent_devices.load(Relaxed) != 0
+        self.published.lock().noncoherent_devices != 0
     }
 
     /// Tells the context's subscribers its coherency state.
     pub(crate) fn publish_coherency(&self) {
         self.coherency.call_chain(u64::from(self.noncoherent_dma()));
-    }
-
-    /// Records that a bound device's published state went from `!now` to `now`.
-    pub(crate) fn count_noncoherent(&self, now: bool) {
-        if now {
-            self.noncoherent_devices.fetch_add(1, Relaxed);
-        } else {
-            self.noncoherent_devices.fetch_sub(1, Relaxed);
-        }
     }
 
     /// A new bill for pages pinned on behalf of the caller, in the context's accounting mode.
@@ -163,6 +157,12 @@ impl Ctx {
         };
         PinCharge::current(to)
     }
+}
+
+/// The coherency state a context's devices last published (see [`Ctx::published`]).
+pub(crate) struct Published {
+    /// How many bound devices last published "non-coherent DMA present".
+    pub(crate) noncoherent_devices: u32,
 }
 
 /// `IOMMU_EXECUTE_WBINVD` (our extension): writes back and invalidates every CPU's caches, for

@@ -36,6 +36,7 @@ use kernel::{
             Relaxed, //
         },
         Arc,
+        LockedBy,
         Mutex, //
     },
     uaccess::{
@@ -63,7 +64,10 @@ use crate::{
         self,
         Mode, //
     },
-    ctx::Ctx,
+    ctx::{
+        Ctx,
+        Published, //
+    },
     hwpt::HwptPaging,
     ioas::Ioas,
     ioctl::Ucmd,
@@ -237,8 +241,8 @@ pub(crate) struct IDevice {
     /// not) after every attach, replace, detach and unbind.
     #[pin]
     coherency: BlockingNotifierHead,
-    /// The state last published on `coherency`.
-    published: Atomic<bool>,
+    /// The state last published on `coherency`, kept under the context's `published` lock.
+    published: LockedBy<bool, Published>,
     /// A subscriber on `coherency` that counts events, for tests.
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     #[pin]
@@ -502,7 +506,7 @@ impl Bound {
                 probed_no_snoop: probed,
                 no_snoop: Atomic::new(probed),
                 coherency <- BlockingNotifierHead::new(),
-                published: Atomic::new(false),
+                published: LockedBy::new(&ctx.published, false),
                 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
                 test_events <- Subscriber::new(EventLog::new()),
             }),
@@ -568,15 +572,28 @@ impl Bound {
     }
 
     /// Publishes the coherency state of one device of the context `ctx`.
+    ///
+    /// The state is computed and recorded (the device's, the context's count, the module's
+    /// signal) under the context's `published` lock, so concurrent publications of one device
+    /// cannot leave them disagreeing; the chains are called after it.
     fn publish_one(ctx: &Ctx, idev: &IDevice) {
-        let now = idev.noncoherent_dma();
         let signal = DeviceSignal::get();
-        if idev.published.xchg(now, Relaxed) != now {
-            ctx.count_noncoherent(now);
-            if let Some(signal) = signal {
-                signal.set(idev.key(), now);
+        let now = {
+            let mut published = ctx.published.lock();
+            let now = idev.noncoherent_dma();
+            let was = core::mem::replace(idev.published.access_mut(&mut published), now);
+            if was != now {
+                if now {
+                    published.noncoherent_devices += 1;
+                } else {
+                    published.noncoherent_devices -= 1;
+                }
+                if let Some(signal) = signal {
+                    signal.set(idev.key(), now);
+                }
             }
-        }
+            now
+        };
         idev.coherency.call_chain(u64::from(now));
         if let Some(signal) = signal {
             signal.notify(now);
@@ -596,7 +613,7 @@ impl Bound {
         // No longer a member, it stops counting for the group's coherency (it still did if
         // another device keeps the group attached).
         group.remove_member(&idev);
-        if idev.published.load(Relaxed) {
+        if *idev.published.access(&ctx.published.lock()) {
             Self::publish_one(ctx, &idev);
             ctx.publish_coherency();
         }

@@ -22,7 +22,8 @@
 //!
 //! Outermost first; a lock may be taken while holding only locks listed above it:
 //!
-//! 1. `Ctx::groups` (the bound devices' groups of a context),
+//! 1. `Ctx::groups` (the bound devices' groups of a context), or `Ctx::published` (what
+//!    the context's devices last published about their coherency),
 //! 2. `IGroup::state` (what a group is attached to; the IOMMU core's group mutex is taken
 //!    under it when the group attaches, moves or detaches),
 //! 3. `Ioas::iova` (the IOVA space and its domains; never for two IOASes at once, see
