@@ -399,7 +399,7 @@ pub(crate) struct IovaSpace {
     /// The alignment the domains need: their smallest page size (1 without a domain).
     domain_alignment: u64,
     /// Ranges kernel-chosen IOVAs must come from, sorted, not overlapping; empty: no limit.
-    allowed: KVec<IovaRange>,
+    allowed: KVVec<IovaRange>,
     /// The alignment every mapping must have.
     alignment: u64,
     /// Whether mappings may use pages larger than `PAGE_SIZE` (`IOMMU_OPTION_HUGE_PAGES`).
@@ -415,7 +415,7 @@ impl IovaSpace {
             reserved_by: KVec::new(),
             domains: KVec::new(),
             domain_alignment: 1,
-            allowed: KVec::new(),
+            allowed: KVVec::new(),
             alignment: 1,
             large_pages: true,
         }
@@ -879,7 +879,7 @@ impl IovaSpace {
     /// Replaces the allowed ranges. `ranges` must be sorted and not overlap.
     ///
     /// `EADDRINUSE` if one of them covers a reserved IOVA.
-    pub(crate) fn set_allowed(&mut self, ranges: KVec<IovaRange>) -> Result {
+    pub(crate) fn set_allowed(&mut self, ranges: KVVec<IovaRange>) -> Result {
         if ranges
             .iter()
             .any(|a| self.reserved.iter().any(|r| r.overlaps(a)))
@@ -1177,7 +1177,7 @@ mod tests {
     #[test]
     fn allowed_ranges_steer_kernel_choice() -> Result {
         let mut s = IovaSpace::new();
-        let mut allowed = KVec::new();
+        let mut allowed = KVVec::new();
         allowed.push(r(0x10_0000, 0x10_ffff), GFP_KERNEL)?;
         allowed.push(r(0x20_0000, 0x2f_ffff), GFP_KERNEL)?;
         s.set_allowed(allowed)?;
@@ -1289,7 +1289,7 @@ mod tests {
     #[test]
     fn reservations_respect_allowed_ranges() -> Result {
         let mut s = IovaSpace::new();
-        let mut allowed = KVec::new();
+        let mut allowed = KVVec::new();
         allowed.push(r(0x1000_0000, 0x1fff_ffff), GFP_KERNEL)?;
         s.set_allowed(allowed)?;
         assert_eq!(

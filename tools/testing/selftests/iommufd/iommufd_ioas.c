@@ -1190,6 +1190,37 @@ TEST_F(iommufd_ioas, allow_iovas_errors)
 	munmap(page, 2 * PSZ);
 }
 
+/*
+ * A million allowed ranges in descending order: accepted (sorting them
+ * costs n log n; the old insertion into a sorted array cost n squared and
+ * kept a CPU busy for minutes), kernel-chosen IOVAs come from the lowest
+ * one, and an overlap at the very end is still found.
+ */
+TEST_F(iommufd_ioas, allow_iovas_many_descending)
+{
+	const __u32 n = 1U << 20;
+	const __u64 base = 1ULL << 32, step = 2 * PSZ;
+	struct iommu_iova_range *ranges;
+	__u64 iova = 0;
+	__u32 i;
+
+	ranges = calloc(n, sizeof(*ranges));
+	ASSERT_NE(NULL, ranges);
+	for (i = 0; i < n; i++) {
+		ranges[i].start = base + (__u64)(n - 1 - i) * step;
+		ranges[i].last = ranges[i].start + PSZ - 1;
+	}
+	test_ioctl_ioas_allow_iovas(self->ioas_id, ranges, n);
+	test_ioctl_ioas_map(self->ioas_id, self->buf, PSZ, &iova);
+	EXPECT_EQ(base, iova);
+	test_ioctl_ioas_unmap(self->ioas_id, iova, PSZ);
+
+	/* the first and the last entry overlap */
+	ranges[n - 1].last = ranges[0].start;
+	test_err_ioctl_ioas_allow_iovas(EINVAL, self->ioas_id, ranges, n);
+	free(ranges);
+}
+
 TEST_F(iommufd_ioas, copy_basic)
 {
 	const __u32 src = self->ioas_id;
