@@ -96,8 +96,12 @@ impl PinnedPages {
         let end = start.checked_add(len as u64 - 1).ok_or(EINVAL)?;
         let max = u32::try_from(npages).map_err(|_| EINVAL)?;
         let mut this = Self::new(true);
-        this.folios.reserve(npages, GFP_KERNEL_ACCOUNT)?;
-        this.pages.reserve(npages, GFP_KERNEL_ACCOUNT)?;
+        // Sized by the caller's request: a size the allocator cannot give is ENOMEM, never a
+        // warning (userspace chooses it).
+        this.folios
+            .reserve(npages, GFP_KERNEL_ACCOUNT | __GFP_NOWARN)?;
+        this.pages
+            .reserve(npages, GFP_KERNEL_ACCOUNT | __GFP_NOWARN)?;
         let mut offset: c_ulong = 0;
         // SAFETY: `file` is a valid file; `folios` has room for `max` pointers; the offsets fit
         // `loff_t` (checked by the callee, which fails on anything beyond the file's limits).
@@ -181,7 +185,9 @@ impl PinnedPages {
             return Err(EINVAL);
         }
         let old_len = self.pages.len();
-        self.pages.reserve(npages, GFP_KERNEL_ACCOUNT)?;
+        // As in `pin_file`: ENOMEM, never a warning, for a size the allocator cannot give.
+        self.pages
+            .reserve(npages, GFP_KERNEL_ACCOUNT | __GFP_NOWARN)?;
         let mut flags = bindings::FOLL_LONGTERM;
         if self.writable {
             flags |= bindings::FOLL_WRITE;

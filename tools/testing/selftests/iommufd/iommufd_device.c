@@ -1034,6 +1034,37 @@ TEST_F(vfio_device, pin_readonly_memory)
 			      PROT_READ | PROT_WRITE));
 }
 
+/*
+ * A map far larger than memory with a device attached: the request sizes
+ * the kernel's bookkeeping, which userspace must not be able to turn into
+ * an allocator warning (a crash with panic_on_warn). It fails cleanly
+ * (ENOMEM, or EFAULT at the first page if the bookkeeping fits), pins
+ * nothing and leaves nothing; the kernel log must stay clean (judged).
+ */
+TEST_F(vfio_device, pin_huge_map_fails_quietly)
+{
+	const __u64 len = 384ULL << 30, iova = 64ULL << 30;
+	__u32 devid = 0, ioas_id, hwpt_id;
+	int rc;
+	void *p;
+
+	bind_alloc_attach(&devid, &ioas_id, &hwpt_id);
+	p = mmap(NULL, len, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	rc = _test_ioctl_ioas_map(self->fd, ioas_id, p, len,
+				  &(__u64){ iova },
+				  IOMMU_IOAS_MAP_FIXED_IOVA |
+					  IOMMU_IOAS_MAP_READABLE);
+	EXPECT_EQ(-1, rc);
+	EXPECT_TRUE(errno == ENOMEM || errno == EFAULT)
+		TH_LOG("a %llu GiB map failed with %s",
+		       (unsigned long long)(len >> 30), strerror(errno));
+	expect_vmpin(0);
+	test_err_ioctl_ioas_unmap(ENOENT, ioas_id, iova, PSZ);
+	munmap(p, len);
+}
+
 TEST_F(vfio_device, pin_efault_hole)
 {
 	__u32 devid = 0, ioas_id, hwpt_id;
