@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/hugetlb.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/user.h>
+#include <linux/shmem_fs.h>
 
 __rust_helper phys_addr_t rust_helper_page_to_phys(struct page *page)
 {
@@ -40,4 +42,14 @@ __rust_helper struct page *rust_helper_folio_page(struct folio *folio,
 __rust_helper unsigned long rust_helper_folio_nr_pages(const struct folio *folio)
 {
 	return folio_nr_pages(folio);
+}
+
+__rust_helper bool rust_helper_shmem_file(struct file *file)
+{
+	return shmem_file(file);
+}
+
+__rust_helper bool rust_helper_is_file_hugepages(const struct file *file)
+{
+	return is_file_hugepages(file);
 }

@@ -17,6 +17,7 @@ use kernel::{
         Domain,
         ReservedRegion, //
     },
+    mm::pin::PinnedPages,
     new_mutex,
     prelude::*,
     sync::{
@@ -282,8 +283,10 @@ fn file_from_fd(fd: i32) -> Result<ARef<File>> {
 
 /// `IOMMU_IOAS_MAP_FILE`: maps part of a file (a memfd) into an IOAS.
 ///
-/// As in the C driver, any file is accepted here; whether its memory can be pinned is only known
-/// when something needs the pages.
+/// Only files that are memory (memfd and other shmem files, hugetlbfs) are accepted (`EINVAL`
+/// otherwise), at once rather than when something first pins the pages as in the C driver: the
+/// mapping keeps a reference on its file, so the `/dev/iommu` file itself or a VFIO device file
+/// mapped here would keep its own context, or device, alive forever.
 pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> Result {
     let c = &mut cmd.0;
     let prot = check_map_args(c.flags, &[c.iova, c.length])?;
@@ -291,6 +294,9 @@ pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> R
 
     IovaRange::from_length(c.start, c.length)?;
     let file = file_from_fd(c.fd)?;
+    if !PinnedPages::file_is_memory(&file) {
+        return Err(EINVAL);
+    }
     let (pages, start_byte) =
         Pages::new_file(file, c.start, c.length, prot.write, Some(ctx.payer()?))?;
     c.iova = ioas.map_pages(

@@ -398,6 +398,12 @@ struct iommu_ioas_noiommu_get_pa {
  * VFIO_DEVICE_FEATURE_DMA_BUF that describe a single contiguous range; other
  * dma-bufs may be refused. memfd mappings made this way are the only kind
  * that IOMMU_IOAS_CHANGE_PROCESS can move to another process.
+ *
+ * iommufd-rs accepts only files that are memory (memfd and other shmem
+ * files, hugetlbfs) and fails with EINVAL for any other at once, not when
+ * the pages are first pinned: a mapping holds its file, so mapping the
+ * /dev/iommu file itself, or a VFIO device file, would keep that context or
+ * that device bound forever. dma-buf files are not supported yet (EINVAL).
  */
 struct iommu_ioas_map_file {
 	__u32 size;

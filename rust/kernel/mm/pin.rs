@@ -84,11 +84,22 @@ impl PinnedPages {
         }
     }
 
+    /// Whether [`Self::pin_file`] can pin `file`'s pages: it is memory (shmem, which memfds
+    /// are, or hugetlbfs), not a file whose pages belong to a device or live on disk.
+    pub fn file_is_memory(file: &File) -> bool {
+        // SAFETY: `file` is a valid file for the duration of the call; both only read its
+        // mapping and operations.
+        unsafe { bindings::shmem_file(file.as_ptr()) || bindings::is_file_hugepages(file.as_ptr()) }
+    }
+
     /// Pins the `npages` pages of the memfd `file` from the page-aligned offset `start`,
     /// allocating the ones it does not have yet.
     ///
     /// `EINVAL` if `file` is not a memfd (shmem or hugetlbfs) or the range is bad, `ENOMEM`.
     pub fn pin_file(file: &File, start: u64, npages: usize) -> Result<Self> {
+        if !Self::file_is_memory(file) {
+            return Err(EINVAL);
+        }
         let len = npages
             .checked_mul(crate::page::PAGE_SIZE)
             .filter(|&len| len > 0)

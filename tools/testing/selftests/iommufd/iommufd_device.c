@@ -931,6 +931,11 @@ TEST_F(vfio_device, pin_file_not_memfd)
 				     self->fd, ioas_id, fd, 0, PSZ, &iova,
 				     IOMMU_IOAS_MAP_FIXED_IOVA |
 					     IOMMU_IOAS_MAP_READABLE));
+	/* nor is the VFIO device file, which the mapping would keep bound */
+	EXPECT_ERRNO(EINVAL, _test_ioctl_ioas_map_file(
+				     self->fd, ioas_id, self->dev, 0, PSZ, &iova,
+				     IOMMU_IOAS_MAP_FIXED_IOVA |
+					     IOMMU_IOAS_MAP_READABLE));
 	expect_vmpin(0);
 	test_err_ioctl_ioas_unmap(ENOENT, ioas_id, IOVA_A, PSZ);
 	ASSERT_EQ(0, close(fd));

@@ -2019,16 +2019,20 @@ TEST_F(iommufd_ioas, map_file)
 	EXPECT_EQ(0, close(mfd));
 	test_ioctl_ioas_unmap_all(self->ioas_id, MiB + 0x100);
 
-	/* as upstream, the file type is only checked when pages are pinned */
+	/*
+	 * Unlike upstream, which checks the file only when pages are pinned,
+	 * a file that is not memory is refused at once (see the uAPI header).
+	 */
 	devnull = open("/dev/null", O_RDWR);
 	ASSERT_LE(0, devnull);
 	iova = 16 * PSZ;
-	EXPECT_EQ(0, _test_ioctl_ioas_map_file(self->fd, self->ioas_id,
-					       devnull, 0, PSZ, &iova,
-					       IOMMU_IOAS_MAP_FIXED_IOVA |
-					       IOMMU_IOAS_MAP_READABLE));
+	EXPECT_ERRNO(EINVAL, _test_ioctl_ioas_map_file(
+				     self->fd, self->ioas_id, devnull, 0, PSZ,
+				     &iova,
+				     IOMMU_IOAS_MAP_FIXED_IOVA |
+					     IOMMU_IOAS_MAP_READABLE));
 	close(devnull);
-	test_ioctl_ioas_unmap_all(self->ioas_id, PSZ);
+	test_ioctl_ioas_unmap_all(self->ioas_id, 0);
 }
 
 TEST_F(iommufd_ioas, map_file_errors)
@@ -2074,6 +2078,20 @@ TEST_F(iommufd_ioas, map_file_errors)
 	EXPECT_ERRNO(EBADF,
 		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, closed,
 					       0, PSZ, &iova, fixed));
+	/*
+	 * Only memory can be mapped: not a file whose pages are the kernel's
+	 * or a device's, and above all not the /dev/iommu file itself, which
+	 * the mapping would keep open forever (it holds its file).
+	 */
+	closed = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, closed);
+	EXPECT_ERRNO(EINVAL,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id, closed,
+					       0, PSZ, &iova, fixed));
+	close(closed);
+	EXPECT_ERRNO(EINVAL,
+		     _test_ioctl_ioas_map_file(self->fd, self->ioas_id,
+					       self->fd, 0, PSZ, &iova, fixed));
 	/* nothing of the above left a mapping behind */
 	expect_free(self->ioas_id, 16 * PSZ, PSZ);
 	test_ioctl_ioas_unmap_all(self->ioas_id, 0);
