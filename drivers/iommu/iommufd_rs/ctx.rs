@@ -209,13 +209,16 @@ fn rlimit_mode(ctx: &Ctx, cmd: &mut uapi::IommuOption) -> Result {
             if !capable(Capability::SYS_RESOURCE) {
                 return Err(EPERM);
             }
-            let to_mm = match cmd.0.val64 {
-                0 => false,
-                1 => true,
-                _ => return Err(EINVAL),
-            };
-            ctx.objects
-                .if_empty(|| ctx.account_to_mm.store(to_mm, Relaxed))
+            // A context with objects answers EBUSY whatever the value, as upstream.
+            ctx.objects.if_empty(|| {
+                let to_mm = match cmd.0.val64 {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(EINVAL),
+                };
+                ctx.account_to_mm.store(to_mm, Relaxed);
+                Ok(())
+            })?
         }
         _ => Err(EOPNOTSUPP),
     }

@@ -76,10 +76,11 @@ unsafe extern "C" fn iommufd_rs_ctx_put(ctx: *const Ctx) {
 ///
 /// # Safety
 ///
-/// The caller holds a reference on `ctx`; `group` is NULL or a valid group.
+/// `ctx` is NULL or the caller holds a reference on it; `group` is NULL or a valid group.
+/// (VFIO asks about a NULL context for a device file never bound; the answer is no.)
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_ctx_has_group(ctx: *const Ctx, group: *const Group) -> bool {
-    if group.is_null() {
+    if ctx.is_null() || group.is_null() {
         return false;
     }
     // SAFETY: As the caller guarantees.

@@ -1841,6 +1841,8 @@ TEST_F(iommufd_ioas, option_rlimit_mode)
 	EXPECT_EQ(0U, option_get(IOMMU_OPTION_RLIMIT_MODE, 0));
 	/* this context has an IOAS: the mode can no longer change */
 	option_set_err(EBUSY, self->fd, IOMMU_OPTION_RLIMIT_MODE, 0, 1);
+	/* EBUSY comes first, even for a value that is not a mode */
+	option_set_err(EBUSY, self->fd, IOMMU_OPTION_RLIMIT_MODE, 0, 2);
 
 	fd = open(IOMMUFD_DEV_PATH, O_RDWR);
 	ASSERT_LE(0, fd);
