@@ -29,7 +29,7 @@
 //! unsafe { head.register(sub.as_block()) }?;
 //! head.call_chain(7);
 //! assert_eq!(sub.inner().0.load(Relaxed), 7);
-//! // SAFETY: It was registered above.
+//! // SAFETY: `sub` is alive, and it is the block registered above.
 //! unsafe { head.unregister(sub.as_block()) }?;
 //! head.call_chain(8);
 //! assert_eq!(sub.inner().0.load(Relaxed), 7);
@@ -59,10 +59,12 @@ pub struct BlockingNotifierHead {
     inner: Opaque<bindings::blocking_notifier_head>,
 }
 
-// SAFETY: The chain is protected by its own rw-semaphore.
+// SAFETY: A `struct blocking_notifier_head` is not tied to the thread that initialised it: it
+// holds only a list of blocks and the rw-semaphore that guards it, and may be torn down anywhere.
 unsafe impl Send for BlockingNotifierHead {}
 
-// SAFETY: As above.
+// SAFETY: Every method takes `&self` and goes through the C chain functions, which register,
+// unregister and call the blocks under the head's rw-semaphore, so concurrent calls are safe.
 unsafe impl Sync for BlockingNotifierHead {}
 
 impl BlockingNotifierHead {
@@ -82,7 +84,8 @@ impl BlockingNotifierHead {
     /// `nb` points to a valid notifier block that stays valid, and in place, until it is
     /// removed with [`Self::unregister`], which must happen before the chain is dropped.
     pub unsafe fn register(&self, nb: *mut NotifierBlock) -> Result {
-        // SAFETY: The head is initialised (type invariant); the caller vouches for `nb`.
+        // SAFETY: The head is initialised (type invariant), and the caller guarantees that `nb`
+        // stays valid and in place until it is unregistered, before the head goes.
         to_result(unsafe {
             bindings::blocking_notifier_chain_register(self.inner.get(), nb.cast())
         })
@@ -95,7 +98,8 @@ impl BlockingNotifierHead {
     ///
     /// `nb` points to a valid notifier block.
     pub unsafe fn unregister(&self, nb: *mut NotifierBlock) -> Result {
-        // SAFETY: As above.
+        // SAFETY: The head is initialised (type invariant) and the caller guarantees that `nb`
+        // is a valid block; the C function only compares it with those on the chain.
         to_result(unsafe {
             bindings::blocking_notifier_chain_unregister(self.inner.get(), nb.cast())
         })
@@ -104,7 +108,8 @@ impl BlockingNotifierHead {
     /// Calls every block on the chain with `event` (and a NULL argument), in priority order.
     /// Sleeps.
     pub fn call_chain(&self, event: u64) {
-        // SAFETY: The head is initialised.
+        // SAFETY: The head is initialised (type invariant). The blocks on it are valid until
+        // unregistered (a condition of `register`), and unregistering waits for this call.
         unsafe {
             bindings::blocking_notifier_call_chain(
                 self.inner.get(),
@@ -135,10 +140,13 @@ pub struct Subscriber<T: NotifierCallback> {
     inner: T,
 }
 
-// SAFETY: The block is only touched by the chain, under its lock; `T` is `Sync`.
+// SAFETY: Moving a subscriber to another thread moves its `T`, which is `Send`, and a block that
+// is not tied to any thread: only the chain it is on writes it, under the chain's lock.
 unsafe impl<T: NotifierCallback + Send> Send for Subscriber<T> {}
 
-// SAFETY: As above.
+// SAFETY: Through `&Subscriber<T>` one gets `&T` (`inner`, or the chain's calls to `notify` from
+// whichever thread publishes), which `T: Sync` allows on many threads at once, and a raw pointer
+// to the block, which only the chain dereferences, under its lock.
 unsafe impl<T: NotifierCallback> Sync for Subscriber<T> {}
 
 impl<T: NotifierCallback> Subscriber<T> {
