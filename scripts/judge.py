@@ -28,6 +28,7 @@ REQUIRED_SUITES = {
     "iommufd_rs_iova": None,
     "iommufd_rs_object": None,
     "iommufd_rs_coherency": None,
+    "kvm_vfio_rs_gate": None,
     # The kernel crate's doctests, ours included (the XArray reservation,
     # the notifier chain).
     "rust_doctests_kernel": re.compile(r"xarray|notifier"),

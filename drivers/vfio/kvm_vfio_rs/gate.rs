@@ -10,7 +10,7 @@
 //!
 //! The flags of all files and the sum they make are changed together under the gate's one lock:
 //! a flag is a `LockedBy` that lock, so the sum cannot drift from the flags. The rules live in
-//! [`GateState`], which knows nothing of KVM.
+//! [`GateState`], which knows nothing of KVM and is tested by KUnit.
 
 use kernel::{
     new_mutex,
@@ -179,3 +179,116 @@ impl Contribution {
     }
 }
 
+#[cfg(CONFIG_KVM_VFIO_RS_KUNIT_TEST)]
+#[kunit_tests(kvm_vfio_rs_gate)]
+mod tests {
+    use super::*;
+
+    /// A gate's state and `N` files of its VM, without the VM.
+    struct Fake<const N: usize> {
+        /// The state, locked as in a [`Gate`].
+        state: Pin<KBox<Mutex<GateState>>>,
+        /// The files' flags, locked by `state`.
+        files: [LockedBy<bool, GateState>; N],
+    }
+
+    impl<const N: usize> Fake<N> {
+        /// No file counted, nothing told to KVM.
+        fn new() -> Result<Self> {
+            let state = KBox::pin_init(new_mutex!(GateState::new()), GFP_KERNEL)?;
+            let files = core::array::from_fn(|_| LockedBy::new(&state, false));
+            Ok(Self { state, files })
+        }
+
+        /// Reports file `i` as contributing (`now`) or not; returns the KVM call made.
+        fn report(&self, i: usize, now: bool) -> Option<bool> {
+            self.state.lock().count(&self.files[i], now)
+        }
+
+        /// Sets or clears force-disable; returns the KVM call made.
+        fn force(&self, on: bool) -> Option<bool> {
+            self.state.lock().force_disable(on)
+        }
+
+        /// `(contributing, registered, register_edges, unregister_edges)`.
+        fn sums(&self) -> (u32, bool, u64, u64) {
+            let s = self.state.lock();
+            (
+                s.contributing,
+                s.registered,
+                s.register_edges,
+                s.unregister_edges,
+            )
+        }
+    }
+
+    #[test]
+    fn first_contributor_registers_and_last_unregisters() -> Result {
+        let g = Fake::<1>::new()?;
+        assert_eq!(g.report(0, true), Some(true));
+        assert_eq!(g.sums(), (1, true, 1, 0));
+        assert_eq!(g.report(0, false), Some(false));
+        assert_eq!(g.sums(), (0, false, 1, 1));
+        Ok(())
+    }
+
+    #[test]
+    fn repeated_reports_make_no_edge() -> Result {
+        let g = Fake::<1>::new()?;
+        assert_eq!(g.report(0, false), None);
+        assert_eq!(g.report(0, true), Some(true));
+        assert_eq!(g.report(0, true), None);
+        assert_eq!(g.sums(), (1, true, 1, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn more_contributors_make_no_edge() -> Result {
+        let g = Fake::<3>::new()?;
+        assert_eq!(g.report(0, true), Some(true));
+        assert_eq!(g.report(1, true), None);
+        assert_eq!(g.report(2, true), None);
+        assert_eq!(g.sums(), (3, true, 1, 0));
+        assert_eq!(g.report(1, false), None);
+        assert_eq!(g.report(0, false), None);
+        assert_eq!(g.report(2, false), Some(false));
+        assert_eq!(g.sums(), (0, false, 1, 1));
+        Ok(())
+    }
+
+    #[test]
+    fn handover_between_files_makes_no_edge() -> Result {
+        // A device moving from one file's page table to another's: the new one reports first.
+        let g = Fake::<2>::new()?;
+        assert_eq!(g.report(0, true), Some(true));
+        assert_eq!(g.report(1, true), None);
+        assert_eq!(g.report(0, false), None);
+        assert_eq!(g.sums(), (1, true, 1, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn force_disable_unregisters_and_holds() -> Result {
+        let g = Fake::<2>::new()?;
+        assert_eq!(g.report(0, true), Some(true));
+        assert_eq!(g.force(true), Some(false));
+        // Contributions are still counted, but KVM hears nothing.
+        assert_eq!(g.report(1, true), None);
+        assert_eq!(g.report(0, false), None);
+        assert_eq!(g.sums(), (1, false, 1, 1));
+        // Following the files again registers for the one left.
+        assert_eq!(g.force(false), Some(true));
+        assert_eq!(g.sums(), (1, true, 2, 1));
+        Ok(())
+    }
+
+    #[test]
+    fn force_disable_without_contributors_makes_no_edge() -> Result {
+        let g = Fake::<1>::new()?;
+        assert_eq!(g.force(true), None);
+        assert_eq!(g.force(false), None);
+        assert_eq!(g.force(false), None);
+        assert_eq!(g.sums(), (0, false, 0, 0));
+        Ok(())
+    }
+}
