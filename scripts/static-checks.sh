@@ -61,14 +61,15 @@ unsafe_justified() {
 	return $bad
 }
 
-clippy() {
-	# Re-lint our crate with clippy (-D warnings is the kernel's default);
-	# the next normal build recompiles it without.
-	touch "$src/drivers/iommu/iommufd_rs/iommufd_rs.rs"
-	make -s -C "$src" O="$build" CLIPPY=1 M=drivers/iommu/iommufd_rs 2>&1 |
+clippy() { # clippy <driver dir> <crate root>
+	# Re-lint a driver crate with clippy (-D warnings is the kernel's
+	# default); the next normal build recompiles it without.
+	local dir=$1 root=$2
+	touch "$src/$dir/$root"
+	make -s -C "$src" O="$build" CLIPPY=1 M="$dir" 2>&1 |
 		grep -E 'warning|error' && return 1
-	touch "$src/drivers/iommu/iommufd_rs/iommufd_rs.rs"
-	make -s -C "$src" O="$build" M=drivers/iommu/iommufd_rs >/dev/null
+	touch "$src/$dir/$root"
+	make -s -C "$src" O="$build" M="$dir" >/dev/null
 }
 
 kernel_clippy() {
@@ -86,7 +87,8 @@ verdict "judge.py reports every kind of failure" "$PROJECT/scripts/judge-selftes
 verdict "rustfmt" rustfmt --check --edition 2021 \
 	--config-path "$src/.rustfmt.toml" $rust_files
 verdict "no compiler warnings in our code" no_warnings
-verdict "clippy" clippy
+verdict "clippy" clippy drivers/iommu/iommufd_rs iommufd_rs.rs
+verdict "clippy on kvm_vfio_rs" clippy drivers/vfio/kvm_vfio_rs kvm_vfio.rs
 verdict "clippy on the kernel crate" kernel_clippy
 verdict "drivers use no bindings::" no_driver_bindings
 verdict "every unsafe has a SAFETY comment" unsafe_justified
