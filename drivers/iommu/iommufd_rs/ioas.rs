@@ -9,10 +9,7 @@
 
 use core::mem::size_of;
 use kernel::{
-    fs::{
-        File,
-        LocalFile, //
-    },
+    fs::File,
     iommu::domain::{
         Domain,
         ReservedRegion, //
@@ -21,7 +18,6 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{
-        aref::ARef,
         Arc,
         Mutex, //
     },
@@ -271,16 +267,6 @@ pub(crate) fn map(ctx: &Ctx, cmd: &mut uapi::IoasMap, ucmd: &Ucmd) -> Result {
     ucmd.respond(cmd)
 }
 
-/// Takes a reference to the file behind `fd` of the calling process; `EBADF` if there is none.
-fn file_from_fd(fd: i32) -> Result<ARef<File>> {
-    let fd = u32::try_from(fd).map_err(|_| EBADF)?;
-    let file = LocalFile::fget(fd)?;
-    // SAFETY: This runs in an ioctl on /dev/iommu: the current thread is not inside an
-    // `fdget_pos()` section on `file` (it only uses the file to map its memory and never touches
-    // its position), so the reference may be shared with other threads.
-    Ok(unsafe { LocalFile::assume_no_fdget_pos(file) })
-}
-
 /// `IOMMU_IOAS_MAP_FILE`: maps part of a file (a memfd) into an IOAS.
 ///
 /// Only files that are memory (memfd and other shmem files, hugetlbfs) are accepted (`EINVAL`
@@ -293,7 +279,9 @@ pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> R
     let ioas = ctx.objects.get::<Ioas>(c.ioas_id)?;
 
     IovaRange::from_length(c.start, c.length)?;
-    let file = file_from_fd(c.fd)?;
+    // SAFETY: This runs in an ioctl on /dev/iommu, which takes its own file with `fdget()`: no
+    // `fdget_pos()` is active on this thread, and the file is only used for its memory.
+    let file = unsafe { File::fget_in_ioctl(c.fd) }?;
     if !PinnedPages::file_is_memory(&file) {
         return Err(EINVAL);
     }
