@@ -19,26 +19,30 @@
 //! the same behaviour; the arithmetic is pure and tested with KUnit.
 
 use kernel::{
-    fs::File,
     iommu::domain::{
         prot as iommu_prot,
         Domain, //
     },
-    mm::pin::{
-        PinCharge,
-        PinnedPages, //
-    },
-    new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     rbtree::{
         RBTree,
         RBTreeNodeReservation, //
     },
-    sync::{
-        aref::ARef,
-        Arc,
-        Mutex, //
+    sync::Arc,
+};
+
+use crate::double_span::{
+    fits,
+    insert_sorted,
+    AllowedSpans,
+    Holes, //
+};
+pub(crate) use crate::{
+    double_span::IovaRange,
+    pages::{
+        Pages,
+        Segment, //
     },
 };
 
@@ -54,31 +58,6 @@ const MAX_ALIGNMENT: u64 = if cfg!(CONFIG_TRANSPARENT_HUGEPAGE) {
 /// The page size, as an IOVA quantity.
 const PAGE: u64 = PAGE_SIZE as u64;
 
-/// An inclusive range of IOVAs, `start..=last`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct IovaRange {
-    /// The first IOVA of the range.
-    pub(crate) start: u64,
-    /// The last IOVA of the range (inclusive, so a range can end at `u64::MAX`).
-    pub(crate) last: u64,
-}
-
-impl IovaRange {
-    /// The range `[start, start + length)`; `EOVERFLOW` if it wraps, `EINVAL` if it is empty.
-    pub(crate) fn from_length(start: u64, length: u64) -> Result<Self> {
-        let last = length
-            .checked_sub(1)
-            .ok_or(EINVAL)
-            .and_then(|len| start.checked_add(len).ok_or(EOVERFLOW))?;
-        Ok(Self { start, last })
-    }
-
-    /// Whether the two ranges share an IOVA.
-    fn overlaps(&self, other: &IovaRange) -> bool {
-        self.start <= other.last && other.start <= self.last
-    }
-}
-
 /// Access rights of a mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Prot {
@@ -86,217 +65,6 @@ pub(crate) struct Prot {
     pub(crate) read: bool,
     /// The device may write through the mapping.
     pub(crate) write: bool,
-}
-
-/// Where the memory behind a [`Pages`] lives.
-enum Source {
-    /// In the address space of the process that mapped it, from this page-aligned address.
-    User {
-        /// The address.
-        uptr: usize,
-    },
-    /// In a file (a memfd, for QEMU's guest RAM), from this page-aligned offset. The reference
-    /// keeps the file, and so its memory, alive while anything maps it.
-    File {
-        /// The file.
-        file: ARef<File>,
-        /// The offset.
-        start: u64,
-    },
-}
-
-/// The memory behind one or more areas (shared by the areas `IOMMU_IOAS_COPY` makes).
-#[pin_data]
-pub(crate) struct Pages {
-    /// Where the memory is.
-    source: Source,
-    /// The number of pages.
-    npages: usize,
-    /// Whether the memory may be mapped writable.
-    writable: bool,
-    /// Who pays for the pages while they are pinned: the process that mapped them. `None` only
-    /// for memory described by a kernel thread (the KUnit tests), which cannot be pinned.
-    payer: Option<PinCharge>,
-    /// The pins, taken while some area over these pages is mapped in an I/O page table.
-    #[pin]
-    pins: Mutex<PinState>,
-}
-
-/// The pins of a [`Pages`].
-struct PinState {
-    /// How many (area, IOAS with at least one domain) pairs need the pages pinned.
-    users: usize,
-    /// The pins: `Some` exactly while `users` is not zero.
-    pinned: Option<PinnedPages>,
-}
-
-impl Pages {
-    /// Describes `length` bytes of memory from `source`, starting `start_byte` bytes into its
-    /// first page.
-    ///
-    /// `EINVAL` if the length is zero or too large to describe.
-    fn new(
-        source: Source,
-        start_byte: usize,
-        length: u64,
-        writable: bool,
-        payer: Option<PinCharge>,
-    ) -> Result<Arc<Self>> {
-        let length = usize::try_from(length).map_err(|_| EINVAL)?;
-        if length == 0 || length > usize::MAX - PAGE_SIZE {
-            return Err(EINVAL);
-        }
-        Arc::pin_init(
-            pin_init!(Self {
-                source,
-                npages: (start_byte + length).div_ceil(PAGE_SIZE),
-                writable,
-                payer,
-                pins <- new_mutex!(PinState { users: 0, pinned: None }, "Pages::pins"),
-            }),
-            GFP_KERNEL_ACCOUNT,
-        )
-    }
-
-    /// Takes a pin reference: the first one pins every page and charges them to the payer.
-    ///
-    /// `EFAULT` if some page is not mapped (or is read-only and the pages are writable),
-    /// `ENOMEM` over the memlock limit, `EINVAL` for a file that is not a memfd. On error
-    /// nothing is pinned or charged.
-    fn pin_get(&self) -> Result {
-        let mut state = self.pins.lock();
-        if state.users == 0 {
-            let payer = self.payer.as_ref().ok_or(EINVAL)?;
-            payer.charge(self.npages)?;
-            let pinned = match &self.source {
-                Source::User { uptr } => payer.mm().mmget_not_zero().ok_or(EFAULT).and_then(|mm| {
-                    let mut pinned = PinnedPages::new(self.writable);
-                    pinned.pin(&mm, *uptr, self.npages)?;
-                    Ok(pinned)
-                }),
-                Source::File { file, start } => PinnedPages::pin_file(file, *start, self.npages),
-            };
-            match pinned {
-                Ok(pinned) => state.pinned = Some(pinned),
-                Err(e) => {
-                    payer.uncharge(self.npages);
-                    return Err(e);
-                }
-            }
-        }
-        state.users += 1;
-        Ok(())
-    }
-
-    /// Keeps the pages pinned, and so allocated to us, for as long as the system runs: for pages
-    /// an IOMMU driver failed to unmap, which a device may still reach. Costs their memory and
-    /// the payer's charge, which is better than letting a device write to freed memory.
-    fn pin_forever(self: &Arc<Self>) {
-        self.pins.lock().users += 1;
-        // Without this the pins would go when the last area over the pages does.
-        core::mem::forget(self.clone());
-    }
-
-    /// Drops a pin reference taken by [`Self::pin_get`]; the last one unpins and uncharges.
-    fn pin_put(&self) {
-        let mut state = self.pins.lock();
-        state.users -= 1;
-        if state.users == 0 {
-            drop(state.pinned.take());
-            if let Some(payer) = &self.payer {
-                payer.uncharge(self.npages);
-            }
-        }
-    }
-
-    /// Calls `f(page_index, phys, npages)` for each physically contiguous run of the pinned
-    /// pages `first..first + count`, stopping at the first error.
-    fn for_each_run(
-        &self,
-        first: usize,
-        count: usize,
-        mut f: impl FnMut(usize, u64, usize) -> Result,
-    ) -> Result {
-        let state = self.pins.lock();
-        let pinned = state.pinned.as_ref().ok_or(EINVAL)?;
-        let mut i = first;
-        let end = first + count;
-        while i < end {
-            let start_phys = pinned.phys(i).ok_or(EINVAL)?;
-            let mut n = 1;
-            while i + n < end && pinned.phys(i + n) == Some(start_phys + (n * PAGE_SIZE) as u64) {
-                n += 1;
-            }
-            f(i, start_phys, n)?;
-            i += n;
-        }
-        Ok(())
-    }
-
-    /// Describes the user memory `[uptr, uptr + length)`. Returns it and the offset of `uptr` in
-    /// its page.
-    ///
-    /// `EOVERFLOW` if the range wraps; `EINVAL` if it is empty or too large to describe.
-    pub(crate) fn new_user(
-        uptr: u64,
-        length: u64,
-        writable: bool,
-        payer: Option<PinCharge>,
-    ) -> Result<(Arc<Self>, usize)> {
-        let uptr = usize::try_from(uptr).map_err(|_| EOVERFLOW)?;
-        let len = usize::try_from(length).map_err(|_| EOVERFLOW)?;
-        uptr.checked_add(len).ok_or(EOVERFLOW)?;
-        let start_byte = uptr % PAGE_SIZE;
-        let source = Source::User {
-            uptr: uptr - start_byte,
-        };
-        Ok((
-            Self::new(source, start_byte, length, writable, payer)?,
-            start_byte,
-        ))
-    }
-
-    /// Describes `length` bytes of `file` from offset `start`. Returns it and the offset of
-    /// `start` in its page. The caller has checked that the range does not wrap.
-    ///
-    /// `EINVAL` if it is empty or too large to describe.
-    pub(crate) fn new_file(
-        file: ARef<File>,
-        start: u64,
-        length: u64,
-        writable: bool,
-        payer: Option<PinCharge>,
-    ) -> Result<(Arc<Self>, usize)> {
-        // Below `PAGE_SIZE`, so it fits.
-        let start_byte = (start % PAGE) as usize;
-        let source = Source::File {
-            file,
-            start: start - start_byte as u64,
-        };
-        Ok((
-            Self::new(source, start_byte, length, writable, payer)?,
-            start_byte,
-        ))
-    }
-
-    /// The address (user address or file offset) of byte `offset` of the memory: what a
-    /// kernel-chosen IOVA keeps the alignment of.
-    fn addr(&self, offset: usize) -> u64 {
-        match &self.source {
-            Source::User { uptr } => (uptr + offset) as u64,
-            Source::File { start, .. } => start + offset as u64,
-        }
-    }
-}
-
-/// A piece of memory to map: `length` bytes of `pages` from byte `start_byte` on.
-pub(crate) struct Segment {
-    /// The memory.
-    pub(crate) pages: Arc<Pages>,
-    /// Offset of the first byte in `pages`.
-    pub(crate) start_byte: usize,
-    /// The number of bytes.
-    pub(crate) length: u64,
 }
 
 /// One mapping: the IOVAs `[key, last]` map `pages` from byte `start_byte` on.
@@ -612,7 +380,7 @@ impl IovaSpace {
         let mask = self.alignment() - 1;
         let mut next = iova;
         for seg in segments {
-            if prot.write && !seg.pages.writable {
+            if prot.write && !seg.pages.writable() {
                 return Err(EPERM);
             }
             if next & mask != 0
@@ -626,7 +394,7 @@ impl IovaSpace {
                 .checked_add(seg.length - 1)
                 .ok_or(EOVERFLOW)?
                 / PAGE;
-            if last_page >= seg.pages.npages as u64 {
+            if last_page >= seg.pages.npages() as u64 {
                 return Err(EOVERFLOW);
             }
             next = range.last.wrapping_add(1);
@@ -888,143 +656,6 @@ impl IovaSpace {
         }
         self.allowed = ranges;
         Ok(())
-    }
-}
-
-/// Inserts `range` into `ranges`, which is sorted by start and has room for it (a handful of
-/// elements: the reserved regions of a few devices and two aperture edges per domain).
-fn insert_sorted(ranges: &mut KVec<IovaRange>, range: IovaRange) {
-    let at = ranges
-        .iter()
-        .position(|r| r.start > range.start)
-        .unwrap_or(ranges.len());
-    // The caller reserved the room, so this cannot fail.
-    let _ = ranges.insert_within_capacity(at, range);
-}
-
-/// Whether `length` bytes fit in `[*start, last]` once `*start` is rounded up to `align` and
-/// given `page_offset`; if so, `*start` becomes the IOVA to use.
-fn fits(start: &mut u64, last: u64, length: u64, align: u64, page_offset: u64) -> bool {
-    let Some(up) = start.checked_add(align - 1) else {
-        return false;
-    };
-    let aligned = (up & !(align - 1)) | page_offset;
-    if aligned >= last || last - aligned < length - 1 {
-        return false;
-    }
-    *start = aligned;
-    true
-}
-
-/// Iterator over the allowed ranges clipped to a window, with touching ranges merged; the whole
-/// window if there are none.
-struct AllowedSpans<'a> {
-    /// Allowed ranges not yet visited, sorted.
-    allowed: &'a [IovaRange],
-    /// The window.
-    window: IovaRange,
-    /// Whether the whole window was returned (only when there are no allowed ranges).
-    done: bool,
-}
-
-impl<'a> AllowedSpans<'a> {
-    /// Iterates `allowed` (sorted, not overlapping) within `window`.
-    fn new(allowed: &'a [IovaRange], window: IovaRange) -> Self {
-        Self {
-            allowed,
-            window,
-            done: false,
-        }
-    }
-}
-
-impl Iterator for AllowedSpans<'_> {
-    type Item = IovaRange;
-
-    fn next(&mut self) -> Option<IovaRange> {
-        if self.done {
-            return None;
-        }
-        if self.allowed.is_empty() {
-            self.done = true;
-            return Some(self.window);
-        }
-        loop {
-            let (first, rest) = self.allowed.split_first()?;
-            self.allowed = rest;
-            let mut span = *first;
-            // Merge ranges that touch.
-            while let Some((next, rest)) = self.allowed.split_first() {
-                if span.last.checked_add(1) != Some(next.start) {
-                    break;
-                }
-                span.last = next.last;
-                self.allowed = rest;
-            }
-            if self.allowed.is_empty() {
-                // Nothing was returned for an empty list; never return the window afterwards.
-                self.done = true;
-            }
-            let clipped = IovaRange {
-                start: span.start.max(self.window.start),
-                last: span.last.min(self.window.last),
-            };
-            if clipped.start <= clipped.last {
-                return Some(clipped);
-            }
-            if self.done {
-                return None;
-            }
-        }
-    }
-}
-
-/// Iterator over the gaps of `[0, u64::MAX]` not covered by a sorted list of ranges.
-pub(crate) struct Holes<'a> {
-    /// Ranges not yet passed, sorted by start.
-    reserved: &'a [IovaRange],
-    /// The lowest IOVA that may start the next hole, or `None` once `u64::MAX` is passed.
-    next: Option<u64>,
-}
-
-impl<'a> Holes<'a> {
-    /// Iterates the holes between `reserved`, which must be sorted by start.
-    pub(crate) fn new(reserved: &'a [IovaRange]) -> Self {
-        Self {
-            reserved,
-            next: Some(0),
-        }
-    }
-}
-
-impl Iterator for Holes<'_> {
-    type Item = IovaRange;
-
-    fn next(&mut self) -> Option<IovaRange> {
-        loop {
-            let start = self.next?;
-            let Some((first, rest)) = self.reserved.split_first() else {
-                self.next = None;
-                return Some(IovaRange {
-                    start,
-                    last: u64::MAX,
-                });
-            };
-            self.reserved = rest;
-            // Past this reserved range; `None` when it reaches the end of the space.
-            let after = first.last.checked_add(1);
-            if first.start > start {
-                self.next = after;
-                return Some(IovaRange {
-                    start,
-                    last: first.start - 1,
-                });
-            }
-            // Overlapping or touching: no hole before it.
-            if first.last >= start {
-                self.next = after;
-            }
-        }
     }
 }
 

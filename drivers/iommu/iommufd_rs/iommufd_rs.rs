@@ -6,7 +6,8 @@
 //! ids ([`object`]). Userspace drives it with the ioctls in `include/uapi/linux/iommufd.h`, all
 //! routed through one dispatcher that enforces the extensible-struct rules ([`ioctl`]). The first
 //! object type is the I/O address space ([`ioas`]), whose IOVA bookkeeping lives in
-//! [`io_pagetable`].
+//! [`io_pagetable`], over the memory of [`pages`] and the range arithmetic of
+//! [`double_span`].
 //!
 //! The module is named `iommufd`, like the C driver it replaces when `CONFIG_IOMMUFD_RS=y`.
 //!
@@ -51,12 +52,14 @@ use kernel::{
 mod coherency;
 mod ctx;
 mod device;
+mod double_span;
 mod hwpt;
 mod io_pagetable;
 mod ioas;
 mod ioctl;
 mod kapi;
 mod object;
+mod pages;
 mod signal;
 mod uapi;
 
