@@ -167,3 +167,35 @@ impl Iterator for Holes<'_> {
         }
     }
 }
+
+/// Sorts `ranges` by their first IOVA, in place, in O(n log n) and without allocating
+/// (heapsort: the core library's sorts bring code paths objtool cannot follow).
+pub(crate) fn sort_by_start(ranges: &mut [IovaRange]) {
+    let n = ranges.len();
+    // Build a max-heap, then move its top behind the shrinking heap.
+    for root in (0..n / 2).rev() {
+        sift_down(ranges, root, n);
+    }
+    for end in (1..n).rev() {
+        ranges.swap(0, end);
+        sift_down(ranges, 0, end);
+    }
+}
+
+/// Restores the max-heap order of `heap[..end]` below `root`.
+fn sift_down(heap: &mut [IovaRange], mut root: usize, end: usize) {
+    loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            return;
+        }
+        if child + 1 < end && heap[child + 1].start > heap[child].start {
+            child += 1;
+        }
+        if heap[root].start >= heap[child].start {
+            return;
+        }
+        heap.swap(root, child);
+        root = child;
+    }
+}

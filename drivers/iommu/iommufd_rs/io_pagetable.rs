@@ -870,6 +870,28 @@ mod tests {
     }
 
     #[test]
+    fn ranges_sort_by_start() -> Result {
+        let mut v = KVVec::new();
+        // Descending, ascending and shuffled runs, with a duplicate start.
+        for i in (0..50u64).rev() {
+            v.push(r(i * 0x1000, i * 0x1000 + 0xfff), GFP_KERNEL)?;
+        }
+        for i in 50..60u64 {
+            v.push(r(i * 0x1000, i * 0x1000 + 0xfff), GFP_KERNEL)?;
+        }
+        v.push(r(0x7000, 0x7fff), GFP_KERNEL)?;
+        crate::double_span::sort_by_start(&mut v);
+        assert!(v.windows(2).all(|w| w[0].start <= w[1].start));
+        assert_eq!(v.len(), 61);
+        let mut empty: [IovaRange; 0] = [];
+        crate::double_span::sort_by_start(&mut empty);
+        let mut one = [r(5, 6)];
+        crate::double_span::sort_by_start(&mut one);
+        assert_eq!(one[0], r(5, 6));
+        Ok(())
+    }
+
+    #[test]
     fn empty_space() -> Result {
         let space = IovaSpace::new();
         assert_eq!(space.alignment(), 1);

@@ -41,6 +41,7 @@ use crate::{
         Mode, //
     },
     ctx::Ctx,
+    double_span::sort_by_start,
     io_pagetable::{
         IovaRange,
         IovaSpace,
@@ -332,7 +333,6 @@ fn load_ranges(uptr: u64, num: u32) -> Result<KVVec<IovaRange>> {
         .checked_mul(size_of::<iommu_iova_range>())
         .ok_or(EOVERFLOW)?;
     let mut reader = UserSlice::new(UserPtr::from_addr(uptr as usize), len).reader();
-    // kvmalloc'ed: a million ranges are 16 MiB.
     let mut ranges = KVVec::new();
     for _ in 0..num {
         let user: uapi::IovaRange = reader.read()?;
@@ -347,7 +347,7 @@ fn load_ranges(uptr: u64, num: u32) -> Result<KVVec<IovaRange>> {
         ranges.push(range, GFP_KERNEL_ACCOUNT | __GFP_NOWARN)?;
     }
     // Sorted and checked in O(n log n) whatever order userspace gave them in.
-    ranges.sort_unstable_by_key(|r| r.start);
+    sort_by_start(&mut ranges);
     if ranges.windows(2).any(|w| w[0].last >= w[1].start) {
         return Err(EINVAL);
     }
