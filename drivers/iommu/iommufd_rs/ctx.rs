@@ -128,7 +128,8 @@ impl MiscDevice for Ctx {
 // everything else is `Send`.
 unsafe impl Send for Ctx {}
 
-// SAFETY: As above; shared access goes through locks and atomics.
+// SAFETY: `file` is only used to take references on the file, which any thread may do; every
+// other field is shared only through locks and atomics.
 unsafe impl Sync for Ctx {}
 
 impl Ctx {

@@ -83,7 +83,8 @@ unsafe extern "C" fn iommufd_rs_ctx_has_group(ctx: *const Ctx, group: *const Gro
     if ctx.is_null() || group.is_null() {
         return false;
     }
-    // SAFETY: As the caller guarantees.
+    // SAFETY: Both are non-NULL, so `ctx` is referenced by the caller (the context lives as
+    // long as its file) and `group` is a valid group, for the duration of the call.
     unsafe { device::ctx_has_group(&*ctx, &*group) }
 }
 
@@ -100,7 +101,8 @@ unsafe extern "C" fn iommufd_rs_device_bind(
     id: *mut u32,
     out: *mut *mut Bound,
 ) -> c_int {
-    // SAFETY: As the caller guarantees.
+    // SAFETY: The caller holds references on the context's file and on the device, which
+    // keep both alive for the duration of the call.
     let (ctx, dev) = unsafe { (&*ctx, &*dev) };
     match Bound::bind(ctx, dev) {
         Ok(bound) => {
@@ -133,7 +135,8 @@ unsafe extern "C" fn iommufd_rs_device_unbind(bound: *mut Bound) {
 ///
 /// `bound` came from [`iommufd_rs_device_bind`] and is still bound; `pt_id` is valid.
 unsafe fn to_pt(bound: *const Bound, pt_id: *mut u32, op: fn(&Bound, u32) -> Result<u32>) -> c_int {
-    // SAFETY: As the caller guarantees.
+    // SAFETY: `bound` is a live `Bound` (still bound, so not yet given back to `unbind`), and
+    // `pt_id` points to a `u32` the caller lends us for the call.
     let (bound, pt_id) = unsafe { (&*bound, &mut *pt_id) };
     match op(bound, *pt_id) {
         Ok(id) => {
@@ -151,7 +154,7 @@ unsafe fn to_pt(bound: *const Bound, pt_id: *mut u32, op: fn(&Bound, u32) -> Res
 /// `bound` came from [`iommufd_rs_device_bind`] and is still bound; `pt_id` is valid.
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_device_attach(bound: *const Bound, pt_id: *mut u32) -> c_int {
-    // SAFETY: As the caller guarantees.
+    // SAFETY: This function's contract is `to_pt`'s: a bound device and a valid `pt_id`.
     unsafe { to_pt(bound, pt_id, Bound::attach) }
 }
 
@@ -162,7 +165,7 @@ unsafe extern "C" fn iommufd_rs_device_attach(bound: *const Bound, pt_id: *mut u
 /// As for [`iommufd_rs_device_attach`].
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_device_replace(bound: *const Bound, pt_id: *mut u32) -> c_int {
-    // SAFETY: As the caller guarantees.
+    // SAFETY: This function's contract is `to_pt`'s: a bound device and a valid `pt_id`.
     unsafe { to_pt(bound, pt_id, Bound::replace) }
 }
 
@@ -173,7 +176,7 @@ unsafe extern "C" fn iommufd_rs_device_replace(bound: *const Bound, pt_id: *mut 
 /// `bound` came from [`iommufd_rs_device_bind`] and is still bound.
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_device_detach(bound: *const Bound) {
-    // SAFETY: As the caller guarantees.
+    // SAFETY: `bound` is still bound, so the `Bound` made at bind is alive.
     unsafe { &*bound }.detach();
 }
 
@@ -184,7 +187,7 @@ unsafe extern "C" fn iommufd_rs_device_detach(bound: *const Bound) {
 /// `bound` came from [`iommufd_rs_device_bind`] and is still bound.
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_device_to_ictx(bound: *const Bound) -> *const Ctx {
-    // SAFETY: As the caller guarantees.
+    // SAFETY: `bound` is still bound, so the `Bound` made at bind is alive.
     unsafe { &*bound }.ctx()
 }
 
@@ -195,7 +198,7 @@ unsafe extern "C" fn iommufd_rs_device_to_ictx(bound: *const Bound) -> *const Ct
 /// `bound` came from [`iommufd_rs_device_bind`] and is still bound.
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_device_to_id(bound: *const Bound) -> u32 {
-    // SAFETY: As the caller guarantees.
+    // SAFETY: `bound` is still bound, so the `Bound` made at bind is alive.
     unsafe { &*bound }.id()
 }
 
@@ -211,7 +214,8 @@ unsafe extern "C" fn iommufd_rs_ctx_coherency_register(
     ctx: *const Ctx,
     nb: *mut NotifierBlock,
 ) -> c_int {
-    // SAFETY: As the caller guarantees.
+    // SAFETY: The caller's reference keeps the context, and so its chain, alive; `nb` stays
+    // valid and in place until it is unregistered, before that reference goes.
     match unsafe { (*ctx).coherency.register(nb) } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
@@ -225,7 +229,7 @@ unsafe extern "C" fn iommufd_rs_ctx_coherency_register(
 /// The caller holds a reference on `ctx`; `nb` is a valid notifier block.
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_ctx_coherency_unregister(ctx: *const Ctx, nb: *mut NotifierBlock) {
-    // SAFETY: As the caller guarantees.
+    // SAFETY: The caller's reference keeps the context alive; `nb` is a valid notifier block.
     let _ = unsafe { (*ctx).coherency.unregister(nb) };
 }
 
@@ -236,7 +240,7 @@ unsafe extern "C" fn iommufd_rs_ctx_coherency_unregister(ctx: *const Ctx, nb: *m
 /// The caller holds a reference on `ctx`.
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_ctx_noncoherent_dma(ctx: *const Ctx) -> bool {
-    // SAFETY: As the caller guarantees.
+    // SAFETY: The caller's reference keeps the context alive for the call.
     unsafe { &*ctx }.noncoherent_dma()
 }
 
@@ -251,7 +255,8 @@ unsafe extern "C" fn iommufd_rs_coherency_register(nb: *mut NotifierBlock) -> c_
     let Some(signal) = DeviceSignal::get() else {
         return ENODEV.to_errno();
     };
-    // SAFETY: As the caller guarantees.
+    // SAFETY: `nb` stays valid and in place until it is unregistered, which the caller does
+    // before its module, and so `nb`, can go.
     match unsafe { signal.register(nb) } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
@@ -266,7 +271,7 @@ unsafe extern "C" fn iommufd_rs_coherency_register(nb: *mut NotifierBlock) -> c_
 #[no_mangle]
 unsafe extern "C" fn iommufd_rs_coherency_unregister(nb: *mut NotifierBlock) {
     if let Some(signal) = DeviceSignal::get() {
-        // SAFETY: As the caller guarantees.
+        // SAFETY: `nb` is a valid notifier block (the caller's contract).
         let _ = unsafe { signal.unregister(nb) };
     }
 }

@@ -129,7 +129,8 @@ impl DeviceSignal {
     ///
     /// As for [`BlockingNotifierHead::register`].
     pub(crate) unsafe fn register(&self, nb: *mut NotifierBlock) -> Result {
-        // SAFETY: As the caller guarantees.
+        // SAFETY: The caller keeps `nb` valid and in place until it unregisters it, which is
+        // what the chain needs.
         unsafe { self.chain.register(nb) }
     }
 
@@ -139,7 +140,7 @@ impl DeviceSignal {
     ///
     /// `nb` is a valid notifier block.
     pub(crate) unsafe fn unregister(&self, nb: *mut NotifierBlock) -> Result {
-        // SAFETY: As the caller guarantees.
+        // SAFETY: `nb` is a valid notifier block (the caller's contract).
         unsafe { self.chain.unregister(nb) }
     }
 }

@@ -89,7 +89,8 @@ pub fn device_can_no_snoop(dev: &Device) -> bool {
     let reg = bindings::PCI_EXP_DEVCTL as i32;
     let bit = bindings::PCI_EXP_DEVCTL_NOSNOOP_EN as u16;
     let mut ctl: u16 = 0;
-    // SAFETY: As above; `ctl` is valid for writes.
+    // SAFETY: `pdev` is a valid PCI device for the duration of the call; `ctl` is valid for
+    // writes.
     if unsafe { bindings::pcie_capability_read_word(pdev, reg, &mut ctl) } != 0 {
         // Cannot tell: assume the worst.
         return true;
@@ -98,8 +99,8 @@ pub fn device_can_no_snoop(dev: &Device) -> bool {
         return true;
     }
     let mut probed: u16 = 0;
-    // SAFETY: As above; the caller owns the device, so nobody else uses the register meanwhile,
-    // and it is restored right after.
+    // SAFETY: `pdev` is valid for the call; the caller owns the device, so nobody else uses the
+    // register meanwhile, and it is restored right after.
     unsafe {
         bindings::pcie_capability_write_word(pdev, reg, ctl | bit);
         bindings::pcie_capability_read_word(pdev, reg, &mut probed);
@@ -306,7 +307,8 @@ impl Domain {
 
     /// The first and last IOVA the domain can translate.
     pub fn aperture(&self) -> (u64, u64) {
-        // SAFETY: As above.
+        // SAFETY: By the type invariant the domain is valid; the geometry is set at allocation
+        // and never changes.
         let geometry = unsafe { &(*self.as_raw()).geometry };
         (geometry.aperture_start, geometry.aperture_end)
     }
@@ -315,7 +317,8 @@ impl Domain {
     /// asks for. Only possible on an empty domain, once. `EINVAL` if the IOMMU cannot do it for
     /// this domain.
     pub fn enforce_cache_coherency(&self) -> Result {
-        // SAFETY: As above; `ops` is set at allocation and points to the driver's static table.
+        // SAFETY: By the type invariant the domain is valid; `ops` is set at allocation and
+        // points to the driver's static table.
         let enforce = unsafe { (*(*self.as_raw()).ops).enforce_cache_coherency };
         let Some(enforce) = enforce else {
             return Err(EINVAL);
@@ -405,7 +408,8 @@ unsafe impl AlwaysRefCounted for Group {
 // SAFETY: Groups are reference counted and locked internally.
 unsafe impl Send for Group {}
 
-// SAFETY: As above.
+// SAFETY: Every operation on a group takes the group's own mutex or works on its reference
+// count, so it may be shared between threads.
 unsafe impl Sync for Group {}
 
 impl Group {
