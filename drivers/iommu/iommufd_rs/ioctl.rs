@@ -185,8 +185,24 @@ pub(crate) fn dispatch(ctx: &Ctx, cmd: u32, arg: usize) -> Result {
         IOMMU_TEST_DEVICE_NO_SNOOP => run::<uapi::TestDeviceNoSnoop>(ctx, arg),
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
         IOMMU_TEST_COHERENCY_EVENTS => run::<uapi::TestCoherencyEvents>(ctx, arg),
-        _ => Err(ENOTTY),
+        _ => unknown(cmd, arg),
     }
+}
+
+/// The numbers upstream's command table spans (`_IOC_NR`, whatever the type letter): for
+/// these upstream reads the argument's size before it looks at the number any further.
+const UPSTREAM_NRS: core::ops::RangeInclusive<u32> =
+    kernel::uapi::IOMMUFD_CMD_BASE..=kernel::uapi::IOMMUFD_CMD_IOAS_NOIOMMU_GET_PA;
+
+/// An ioctl this driver does not serve: `ENOTTY`, but, as upstream, `EFAULT` first for a
+/// number in the command table's range whose argument cannot be read.
+fn unknown(cmd: u32, arg: usize) -> Result {
+    if UPSTREAM_NRS.contains(&(cmd & 0xff)) {
+        UserSlice::new(UserPtr::from_addr(arg), size_of::<u32>())
+            .reader()
+            .read::<u32>()?;
+    }
+    Err(ENOTTY)
 }
 
 impl Command for uapi::Destroy {

@@ -156,6 +156,22 @@ TEST_F(iommufd, cmd_fail)
 	EXPECT_ERRNO(ENOTTY, ioctl(self->fd,
 				   _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE - 1),
 				   NULL));
+	EXPECT_ERRNO(ENOTTY, ioctl(self->fd,
+				   _IO(IOMMUFD_TYPE,
+				       IOMMUFD_CMD_IOAS_NOIOMMU_GET_PA + 1),
+				   NULL));
+	/*
+	 * In the command range, as upstream, the argument's size is read
+	 * first: an unreadable argument is EFAULT whatever the number means
+	 * (served, not served here, or with other type or direction bits).
+	 */
+	for (i = IOMMUFD_CMD_BASE; i <= IOMMUFD_CMD_IOAS_NOIOMMU_GET_PA; i++) {
+		EXPECT_ERRNO(EFAULT, ioctl(self->fd, _IO(IOMMUFD_TYPE, i),
+					   NULL))
+			TH_LOG("command 0x%x", i);
+		EXPECT_ERRNO(EFAULT, ioctl(self->fd, _IO('x', i), NULL))
+			TH_LOG("command 0x%x, type 'x'", i);
+	}
 }
 
 /*
