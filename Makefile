@@ -7,7 +7,7 @@
 S := scripts
 SHELL := /bin/bash
 
-.PHONY: run check check-builtin test vmtest bench build build-c shell setup help
+.PHONY: run check check-builtin test vmtest fuzz bench build build-c shell setup help
 
 help:
 	@echo "make run    - build the kernel with the Rust iommufd and boot the demo VM"
@@ -15,6 +15,7 @@ help:
 	@echo "make test   - the quick loop: build, VM tests in one profile, no static checks or kmemleak"
 	@echo "make check-builtin - the KVM-VFIO test on a kernel with KVM, VFIO and iommufd built in"
 	@echo "make vmtest T='iommufd_edu ...' [PROFILE=sc-on] - build, run only those kselftests"
+	@echo "make fuzz [FUZZ_CALLS=1000000 FUZZ_SEED=1] [PROFILE=sc-on] - a long ioctl fuzzer run"
 	@echo "make build  - only build (kernel, modules, headers, kselftests)"
 	@echo "make bench  - map/unmap benchmark on the Rust and on the upstream C iommufd"
 	@echo "make shell  - boot the test VM (snoop-control=on) with an interactive shell"
@@ -41,6 +42,23 @@ vmtest: build
 		$(CURDIR)/$(S)/guest/select.sh $(RUNDIR)/vmtest \
 		$$(. $(S)/lib.sh && KDIR)/build-rs/kselftest $(T)
 	@grep -E '^(not )?ok|^# (PASSED|FAILED|Totals)' $(RUNDIR)/vmtest/*.tap
+
+# The ioctl fuzzer alone, for longer than in make check: FUZZ_CALLS calls
+# from FUZZ_SEED.  The same seed and count replay the same calls.
+FUZZ_CALLS ?= 1000000
+FUZZ_SEED ?= 1
+
+fuzz: build
+	rm -rf $(RUNDIR)/fuzz
+	VM_TIMEOUT=$${VM_TIMEOUT:-14400} $(S)/vm.sh $${PROFILE:-sc-on} \
+		$(RUNDIR)/fuzz env SELECT_TIMEOUT=$${FUZZ_TIMEOUT:-14000} \
+		$(CURDIR)/$(S)/guest/select.sh $(RUNDIR)/fuzz \
+		$$(. $(S)/lib.sh && KDIR)/build-rs/kselftest \
+		"iommufd_fuzz -s $(FUZZ_SEED) -n $(FUZZ_CALLS)"
+	@$(S)/judge.py $(RUNDIR)/fuzz fuzz quick | \
+		grep -E ' (iommufd_fuzz|kernel log clean)' | \
+		tee $(RUNDIR)/fuzz/verdict.txt
+	@! grep -q '^FAIL' $(RUNDIR)/fuzz/verdict.txt
 
 shell: build
 	$(S)/vm.sh $${PROFILE:-sc-on} $(RUNDIR) shell

@@ -4,6 +4,8 @@
 # Runs inside the test VM for `make vmtest`: binds the test devices and runs
 # only the named kselftest programs, for a quick look while developing.
 #   guest/select.sh <outdir> <kselftest dir> <program...>
+# A program may come with arguments in the same word ("iommufd_fuzz -n 10"),
+# and SELECT_TIMEOUT (seconds, default 300) bounds each program's run.
 # Each program's TAP goes to <outdir>/<program>.tap and to the console;
 # the kernel log to <outdir>/dmesg.txt.  Nothing is judged here.
 
@@ -13,8 +15,12 @@ out=$1 kst=$2; shift 2
 setup_devices > "$out/setup.log" 2>&1 || echo "# setup_devices failed"
 IOMMUFD_TEST_IOMMU=$(profile_iommu)
 export IOMMUFD_TEST_IOMMU
-for name in "$@"; do
-	(cd "$kst/iommufd" && timeout 300 "./$name") 2>&1 | tee "$out/$name.tap"
+for spec in "$@"; do
+	name=${spec%% *}
+	# $spec unquoted: the program's arguments are words of their own
+	# shellcheck disable=SC2086
+	(cd "$kst/iommufd" && timeout "${SELECT_TIMEOUT:-300}" ./$spec) 2>&1 |
+		tee "$out/$name.tap"
 done
 dmesg > "$out/dmesg.txt"
 echo done > "$out/finished"
