@@ -36,7 +36,7 @@ REQUIRED_SUITES = {
 KSELFTESTS = ["iommufd", "iommufd_ioas", "iommufd_fail_nth", "iommufd_device",
               "iommufd_edu", "iommufd_coherency", "iommufd_kvm_vfio",
               "kvm_vcpu", "iommufd_hw_caps", "iommufd_races",
-              "iommufd_group", "iommufd_stress", "iommufd_fuzz"]
+              "iommufd_group", "iommufd_fuzz"]
 # guest/check.sh records this many steps when it runs to the end (in every
 # profile: the one that differs by IOMMU, "the test devices are behind the
 # profile's IOMMU", compares with what the profile asked for).

@@ -75,8 +75,7 @@ for prog in "$kst"/iommufd/iommufd "$kst"/iommufd/iommufd_ioas \
 	    "$kst"/iommufd/iommufd_edu "$kst"/iommufd/iommufd_coherency \
 	    "$kst"/iommufd/iommufd_kvm_vfio "$kst"/iommufd/kvm_vcpu \
 	    "$kst"/iommufd/iommufd_hw_caps "$kst"/iommufd/iommufd_races \
-	    "$kst"/iommufd/iommufd_group "$kst"/iommufd/iommufd_stress \
-	    "$kst"/iommufd/iommufd_fuzz; do
+	    "$kst"/iommufd/iommufd_group "$kst"/iommufd/iommufd_fuzz; do
 	name=$(basename "$prog")
 	echo "# $(cut -d' ' -f1 /proc/uptime) kselftest $name" >> "$out/steps.log"
 	(cd "$(dirname "$prog")" && timeout 300 "$prog") > "$out/$name.tap" 2>&1
