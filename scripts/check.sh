@@ -10,9 +10,11 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 # The viommu and amd profiles (scripts/vm.sh) are not run by default yet:
-# the 7.3 guest binds no device behind QEMU 10.0's virtio-iommu, and DMA
-# through QEMU 10.0's AMD-Vi does not reach memory even for the kernel's
-# own drivers.  PROFILES=amd or PROFILES=viommu runs them.
+# in viommu every suite up to iommufd_edu passes but the guest froze in
+# iommufd_coherency (two_devices.probed_no_snoop_clear) in its one full
+# run, not yet understood; DMA through QEMU 10.0's AMD-Vi does not reach
+# memory even for the kernel's own drivers.  PROFILES=amd or
+# PROFILES=viommu runs them.
 PROFILES=${PROFILES:-sc-on sc-off}
 t0=$(date +%s)
 "$PROJECT/scripts/build.sh" rs || die "build failed"
