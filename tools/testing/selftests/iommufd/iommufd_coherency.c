@@ -247,19 +247,6 @@ static void __expect_report(struct __test_metadata *_metadata, int fd,
 		*caps = cmd.out_capabilities;
 }
 
-/* IOMMU_TEST_DEVICE_NO_SNOOP */
-static int _test_no_snoop(int fd, __u32 dev_id, __u32 no_snoop,
-			  __u32 reserved)
-{
-	struct iommu_test_device_no_snoop cmd = {
-		.size = sizeof(cmd),
-		.dev_id = dev_id,
-		.no_snoop = no_snoop,
-		.__reserved = reserved,
-	};
-
-	return ioctl(fd, IOMMU_TEST_DEVICE_NO_SNOOP, &cmd);
-}
 #define test_no_snoop(dev_id, val)                                            \
 	ASSERT_EQ(0, _test_no_snoop(self->fd, dev_id, val, 0))                \
 		TH_LOG("IOMMU_TEST_DEVICE_NO_SNOOP(dev %u, %u): %s%s",        \
@@ -281,24 +268,6 @@ static int _test_hwpt_alloc(int fd, struct iommu_hwpt_alloc *cmd)
 	return ioctl(fd, IOMMU_HWPT_ALLOC, cmd);
 }
 
-/* paging HWPT on @pt_id for @dev_id with @flags; *@out on success only */
-static int _hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id, __u32 flags,
-		       __u32 *out)
-{
-	struct iommu_hwpt_alloc cmd = {
-		.flags = flags,
-		.dev_id = dev_id,
-		.pt_id = pt_id,
-	};
-	int rc;
-
-	rc = _test_hwpt_alloc(fd, &cmd);
-	if (!rc)
-		*out = cmd.out_hwpt_id;
-	return rc;
-}
-
-/* HWPT_ALLOC built from designated initializers must fail with @_errno */
 #define expect_hwpt_alloc_err(_errno, ...)                                    \
 	({                                                                    \
 		struct iommu_hwpt_alloc __c = { __VA_ARGS__ };                \
@@ -770,7 +739,7 @@ TEST_F(coherency, hwpt_alloc_bad_args)
 	int bit;
 
 	test_ioctl_ioas_alloc(&ioas_id);
-	ASSERT_EQ(0, _hwpt_alloc(self->fd, self->devid, ioas_id, 0, &hwpt_id))
+	ASSERT_EQ(0, _test_ioctl_hwpt_alloc(self->fd, self->devid, ioas_id, 0, &hwpt_id))
 		TH_LOG("IOMMU_HWPT_ALLOC: %s", strerror(errno));
 
 	/* both coherency modes at once */
@@ -823,12 +792,12 @@ TEST_F(coherency, hwpt_alloc_bad_args)
 	expect_hwpt_alloc_err(EINVAL, .dev_id = self->devid, .pt_id = hwpt_id);
 
 	/* the valid modes still work, and each failure left nothing behind */
-	ASSERT_EQ(0, _hwpt_alloc(self->fd, self->devid, ioas_id,
+	ASSERT_EQ(0, _test_ioctl_hwpt_alloc(self->fd, self->devid, ioas_id,
 				 IOMMU_HWPT_ALLOC_COHERENT, &other))
 		TH_LOG("HWPT_ALLOC(COHERENT) for a box %d device: %s",
 		       box_of(self->sc, false), strerror(errno));
 	test_ioctl_destroy(other);
-	ASSERT_EQ(0, _hwpt_alloc(self->fd, self->devid, ioas_id,
+	ASSERT_EQ(0, _test_ioctl_hwpt_alloc(self->fd, self->devid, ioas_id,
 				 IOMMU_HWPT_ALLOC_NONCOHERENT, &other))
 		TH_LOG("HWPT_ALLOC(NONCOHERENT): %s", strerror(errno));
 	test_ioctl_destroy(other);
@@ -849,7 +818,7 @@ TEST_F(coherency, coherent_hwpt_refuses_no_snoop_later)
 
 	test_ioas_alloc_mode(MODE_AUTO, &ioas_id);
 	test_ioctl_ioas_map_fixed(ioas_id, PAGE_N(0), PSZ, IOVA_PRE);
-	ASSERT_EQ(0, _hwpt_alloc(self->fd, self->devid, ioas_id,
+	ASSERT_EQ(0, _test_ioctl_hwpt_alloc(self->fd, self->devid, ioas_id,
 				 IOMMU_HWPT_ALLOC_COHERENT, &hwpt_id))
 		TH_LOG("HWPT_ALLOC(COHERENT), box %d: %s",
 		       box_of(self->sc, false), strerror(errno));
@@ -1162,7 +1131,7 @@ TEST_F(coherency, live_state_follows_hwpt_replace)
 	test_ioas_alloc_mode(MODE_AUTO, &ioas_id);
 	test_ioctl_ioas_map_fixed(ioas_id, PAGE_N(0), PSZ, IOVA_PRE);
 	for (i = 0; i < 3; i++) {
-		ASSERT_EQ(0, _hwpt_alloc(self->fd, self->devid, ioas_id,
+		ASSERT_EQ(0, _test_ioctl_hwpt_alloc(self->fd, self->devid, ioas_id,
 					 hwpt_flags_of((enum coh_mode)i),
 					 &hwpt[i]))
 			TH_LOG("HWPT_ALLOC(%s): %s", mode_name[i],
@@ -1351,7 +1320,7 @@ TEST_F(matrix, hwpt_inherits_ioas_mode)
 
 	test_ioas_alloc_mode(variant->mode, &ioas_id);
 	test_ioctl_ioas_map_fixed(ioas_id, PAGE_N(0), PSZ, IOVA_PRE);
-	rc = _hwpt_alloc(self->fd, self->devid, ioas_id, 0, &hwpt_id);
+	rc = _test_ioctl_hwpt_alloc(self->fd, self->devid, ioas_id, 0, &hwpt_id);
 	if (want == ENF_REFUSED) {
 		/* a coherent HWPT cannot be made for a box-3 device */
 		EXPECT_ERRNO(EINVAL, rc);
@@ -1381,7 +1350,7 @@ TEST_F(matrix, hwpt_mode_overrides_ioas)
 
 		snprintf(what, sizeof(what), "%s HWPT on a %s IOAS",
 			 mode_name[modes[i]], mode_name[variant->mode]);
-		rc = _hwpt_alloc(self->fd, self->devid, ioas_id,
+		rc = _test_ioctl_hwpt_alloc(self->fd, self->devid, ioas_id,
 				 hwpt_flags_of(modes[i]), &hwpt_id);
 		if (want == ENF_REFUSED) {
 			EXPECT_ERRNO(EINVAL, rc) TH_LOG("%s", what);
@@ -1572,7 +1541,7 @@ TEST_F(two_devices, hwpt_made_for_another_device)
 
 		test_ioas_alloc_mode(MODE_AUTO, &ioas_id);
 		test_ioctl_ioas_map_fixed(ioas_id, self->buf, PSZ, IOVA_PRE);
-		ASSERT_EQ(0, _hwpt_alloc(self->fd, self->nic_id, ioas_id,
+		ASSERT_EQ(0, _test_ioctl_hwpt_alloc(self->fd, self->nic_id, ioas_id,
 					 hwpt_flags_of(m), &hwpt_id))
 			TH_LOG("%s: %s", what, strerror(errno));
 		pt = hwpt_id;

@@ -482,21 +482,6 @@ TEST_F(edu, copy_of_unaligned_areas)
 	test_ioctl_destroy(src_ioas);
 }
 
-/* IOMMU_HWPT_ALLOC of a paging HWPT on @pt_id for @dev_id */
-static int _hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id, __u32 *out_id)
-{
-	struct iommu_hwpt_alloc cmd = {
-		.size = sizeof(cmd),
-		.dev_id = dev_id,
-		.pt_id = pt_id,
-	};
-	int rc = ioctl(fd, IOMMU_HWPT_ALLOC, &cmd);
-
-	if (!rc)
-		*out_id = cmd.out_hwpt_id;
-	return rc;
-}
-
 /* moves a device back and forth between two HWPTs until told to stop */
 struct flipper {
 	int dev;
@@ -546,10 +531,11 @@ TEST_F(edu, dma_during_replace)
 	test_ioctl_ioas_alloc(&ioas2);
 	test_ioctl_ioas_map_fixed(ioas2, self->a, BUF_LEN, IOVA_A);
 	test_ioctl_ioas_map_fixed(ioas2, self->b, BUF_LEN, IOVA_B);
-	ASSERT_EQ(0, _hwpt_alloc(self->fd, self->devid, self->ioas_id,
-				 &f.hwpt[0]))
+	ASSERT_EQ(0, _test_ioctl_hwpt_alloc(self->fd, self->devid, self->ioas_id,
+					    0, &f.hwpt[0]))
 		TH_LOG("HWPT_ALLOC: %s", strerror(errno));
-	ASSERT_EQ(0, _hwpt_alloc(self->fd, self->devid, ioas2, &f.hwpt[1]))
+	ASSERT_EQ(0, _test_ioctl_hwpt_alloc(self->fd, self->devid, ioas2, 0,
+					    &f.hwpt[1]))
 		TH_LOG("HWPT_ALLOC: %s", strerror(errno));
 	/* leaves the automatic HWPT, which goes away */
 	test_ioctl_vfio_attach(self->dev, &f.hwpt[0]);

@@ -82,18 +82,6 @@ static int find_edu_pair(char *a, char *b, size_t len)
 	return -ENODEV;
 }
 
-/* IOMMU_TEST_DEVICE_NO_SNOOP */
-static int _test_no_snoop(int fd, __u32 dev_id, __u32 no_snoop)
-{
-	struct iommu_test_device_no_snoop cmd = {
-		.size = sizeof(cmd),
-		.dev_id = dev_id,
-		.no_snoop = no_snoop,
-	};
-
-	return ioctl(fd, IOMMU_TEST_DEVICE_NO_SNOOP, &cmd);
-}
-
 static __u64 __caps(struct __test_metadata *_metadata, int fd, __u32 dev_id)
 {
 	struct iommu_hw_info cmd = {
@@ -293,7 +281,7 @@ TEST_F(group, coherency_counts_every_device)
 		  IOMMU_HW_CAP_ENFORCE_COHERENCY;
 
 	/* device 1 can issue No-Snoop (test override), device 0 cannot */
-	ASSERT_EQ(0, _test_no_snoop(self->fd, self->devid[1], 1))
+	ASSERT_EQ(0, _test_no_snoop(self->fd, self->devid[1], 1, 0))
 		TH_LOG("IOMMU_TEST_DEVICE_NO_SNOOP: %s (CONFIG_IOMMUFD_RS_TEST "
 		       "needed)",
 		       strerror(errno));
@@ -312,7 +300,7 @@ TEST_F(group, coherency_counts_every_device)
 		TH_LOG("a bound device of an attached group does not count");
 	EXPECT_EQ(0, _execute_wbinvd(self->fd));
 	/* the override is refused while the group is attached */
-	EXPECT_ERRNO(EBUSY, _test_no_snoop(self->fd, self->devid[1], 0));
+	EXPECT_ERRNO(EBUSY, _test_no_snoop(self->fd, self->devid[1], 0, 0));
 
 	/*
 	 * A coherent page table must admit every device of the group: where

@@ -20,22 +20,6 @@
 #define PCI_CFG_SPACE_SIZE_ 256
 #define PCI_CFG_SPACE_EXP_SIZE_ 4096
 
-static int _hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id, __u32 flags,
-		       __u32 *out_id)
-{
-	struct iommu_hwpt_alloc cmd = {
-		.size = sizeof(cmd),
-		.flags = flags,
-		.dev_id = dev_id,
-		.pt_id = pt_id,
-	};
-	int rc = ioctl(fd, IOMMU_HWPT_ALLOC, &cmd);
-
-	if (!rc && out_id)
-		*out_id = cmd.out_hwpt_id;
-	return rc;
-}
-
 static int _set_dirty_tracking(int fd, __u32 hwpt_id, bool on)
 {
 	struct iommu_hwpt_set_dirty_tracking cmd = {
@@ -150,7 +134,7 @@ static void __check_dirty_tracking(struct __test_metadata *_metadata,
 	__u32 hwpt_id = 0;
 	int rc;
 
-	rc = _hwpt_alloc(self->fd, self->devid, self->ioas_id,
+	rc = _test_ioctl_hwpt_alloc(self->fd, self->devid, self->ioas_id,
 			 IOMMU_HWPT_ALLOC_DIRTY_TRACKING, &hwpt_id);
 	if (!reported) {
 		EXPECT_ERRNO(EOPNOTSUPP, rc)
@@ -177,7 +161,7 @@ static void __check_enforce(struct __test_metadata *_metadata,
 {
 	__u32 hwpt_id, pt;
 
-	ASSERT_EQ(0, _hwpt_alloc(self->fd, self->devid, self->ioas_id,
+	ASSERT_EQ(0, _test_ioctl_hwpt_alloc(self->fd, self->devid, self->ioas_id,
 				 IOMMU_HWPT_ALLOC_COHERENT, &hwpt_id))
 		TH_LOG("IOMMU_HW_CAP_ENFORCE_COHERENCY is reported, yet "
 		       "HWPT_ALLOC(COHERENT) fails: %s",

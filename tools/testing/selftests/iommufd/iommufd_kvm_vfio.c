@@ -409,24 +409,6 @@ static int execute_wbinvd(int fd, __u32 flags)
 	return ioctl(fd, IOMMU_EXECUTE_WBINVD, &cmd);
 }
 
-/* The PCI address of the edu device, without opening it. */
-static void __edu_bdf(struct __test_metadata *_metadata, char *bdf,
-		      size_t len)
-{
-	const char *env = getenv(EDU_BDF_ENV);
-	int rc;
-
-	if (env && env[0]) {
-		str_copy(bdf, len, env);
-		return;
-	}
-	rc = find_vfio_bdf(EDU_VENDOR_ID, EDU_DEVICE_ID, bdf, len);
-	ASSERT_EQ(0, rc)
-		TH_LOG("no edu device (%04x:%04x) bound to %s: %s",
-		       EDU_VENDOR_ID, EDU_DEVICE_ID, VFIO_PCI_DRIVER,
-		       strerror(-rc));
-}
-
 /* The IOMMU group number of PCI function @bdf. */
 static int __iommu_group_of(struct __test_metadata *_metadata,
 			    const char *bdf)
@@ -1552,7 +1534,7 @@ TEST_F_TIMEOUT(kvfio, group_file, GUEST_TIMEOUT)
 	EXPECT_EQ(0, close(e->edu));
 	e->edu = -1;
 
-	__edu_bdf(_metadata, bdf, sizeof(bdf));
+	__edu_bdf_or_fail(_metadata, bdf, sizeof(bdf));
 	EXPECT_EQ(0, strcmp(bdf, e->bdf));
 	nr = __iommu_group_of(_metadata, bdf);
 	snprintf(path, sizeof(path), "/dev/vfio/%d", nr);

@@ -371,6 +371,26 @@ static inline int _test_ioctl_ioas_allow_iovas(int fd, __u32 ioas_id,
 							  ranges, num))
 
 /*
+ * IOMMU_HWPT_ALLOC of a paging HWPT on @pt_id for @dev_id with @flags;
+ * *@out_id is written on success only.
+ */
+static inline int _test_ioctl_hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id,
+					 __u32 flags, __u32 *out_id)
+{
+	struct iommu_hwpt_alloc cmd = {
+		.size = sizeof(cmd),
+		.flags = flags,
+		.dev_id = dev_id,
+		.pt_id = pt_id,
+	};
+	int rc = ioctl(fd, IOMMU_HWPT_ALLOC, &cmd);
+
+	if (!rc)
+		*out_id = cmd.out_hwpt_id;
+	return rc;
+}
+
+/*
  * IOMMU_IOAS_COPY of [@src_iova, @src_iova + @length) in @src_ioas to
  * @dst_ioas. *@dst_iova is the input IOVA with IOMMU_IOAS_MAP_FIXED_IOVA and
  * receives the kernel's answer on success only.

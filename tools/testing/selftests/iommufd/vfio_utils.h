@@ -266,6 +266,19 @@ static inline int __open_vfio_device(struct __test_metadata *_metadata,
 	__open_vfio_device(_metadata, NIC_BDF_ENV, NIC_VENDOR_ID,             \
 			   NIC_DEVICE_ID, "e1000e NIC", bdf, sizeof(bdf))
 
+/* IOMMU_TEST_DEVICE_NO_SNOOP (test kernels only) with @reserved in __reserved */
+static inline int _test_no_snoop(int fd, __u32 dev_id, __u32 no_snoop,
+			  __u32 reserved)
+{
+	struct iommu_test_device_no_snoop cmd = {
+		.size = sizeof(cmd),
+		.dev_id = dev_id,
+		.no_snoop = no_snoop,
+		.__reserved = reserved,
+	};
+
+	return ioctl(fd, IOMMU_TEST_DEVICE_NO_SNOOP, &cmd);
+}
 /* ---------------------------------------------------------------------- */
 /* VFIO_DEVICE_BIND_IOMMUFD / ATTACH_IOMMUFD_PT / DETACH_IOMMUFD_PT        */
 /* ---------------------------------------------------------------------- */
