@@ -207,27 +207,6 @@ static void __expect_device_ranges(struct __test_metadata *_metadata, int fd,
 #define expect_device_ranges(ioas_id, bdf) \
 	__expect_device_ranges(_metadata, self->fd, ioas_id, bdf)
 
-/*
- * Waits up to @ms for a kernel log line containing @needle, reading from
- * @kmsg (opened non-blocking, positioned before the event). true if seen.
- */
-static bool wait_kmsg(int kmsg, const char *needle, int ms)
-{
-	char rec[1024];
-
-	for (; ms > 0; ms -= 50) {
-		ssize_t n;
-
-		while ((n = read(kmsg, rec, sizeof(rec) - 1)) > 0) {
-			rec[n] = 0;
-			if (strstr(rec, needle))
-				return true;
-		}
-		usleep(50 * 1000);
-	}
-	return false;
-}
-
 /* Raw attach/detach with explicit argsz and flags. */
 static int raw_attach(int devfd, __u32 argsz, __u32 flags, __u32 pt_id)
 {
@@ -1617,35 +1596,6 @@ TEST_F(two_devices, copy_then_attach)
 /* ---------------------------------------------------------------------- */
 /* hot removal                                                             */
 /* ---------------------------------------------------------------------- */
-
-/* Puts a removed edu back: rescan the bus and hand the new function to vfio-pci. */
-static int restore_edu(const char *bdf)
-{
-	char path[256], dir[200];
-	int i;
-
-	if (write_file("/sys/bus/pci/rescan", "1", 0))
-		return -EIO;
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override",
-		 bdf);
-	if (write_file(path, "vfio-pci", 0))
-		return -ENOENT;
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-	if (access(path, F_OK) == 0) {
-		snprintf(path, sizeof(path),
-			 "/sys/bus/pci/devices/%s/driver/unbind", bdf);
-		write_file(path, bdf, 0);
-	}
-	if (write_file("/sys/bus/pci/drivers_probe", bdf, 0))
-		return -EIO;
-	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
-	for (i = 0; i < 100; i++) {
-		if (access(dir, F_OK) == 0)
-			return 0;
-		usleep(50 * 1000);
-	}
-	return -ETIMEDOUT;
-}
 
 /*
  * "echo 1 > remove" while the device is bound, attached and pinning: VFIO

@@ -5,16 +5,19 @@
  *
  *  - unbind (closing the VFIO device) while another thread's ioctl is using
  *    the device: when close() returns, the device must be free for another
- *    /dev/iommu at once, so the unbind has to wait for that ioctl;
+ *    /dev/iommu at once, and may even be removed from the system, so the
+ *    unbind has to wait for that ioctl;
  *  - IOMMU_DESTROY of an automatic HWPT racing the detach that makes the
- *    kernel destroy it, with the freed id handed to a new object at once:
- *    the kernel must destroy the HWPT it meant, never the new object that
- *    now has its id.
+ *    kernel destroy it, with the freed id handed at once to an HWPT of
+ *    another IOAS: the kernel must destroy the HWPT it meant, never the
+ *    new one that now has its id, and the next attach to the first IOAS
+ *    must not land on the other IOAS's HWPT.
  *
  * Both run many times; each round checks what the race must not break.
  * A missing device is a failure, not a skip.
  */
 #include <pthread.h>
+#include <sched.h>
 
 #include "iommufd_utils.h"
 #include "vfio_utils.h"
@@ -134,44 +137,110 @@ TEST_F(unbind, waits_for_ioctls_using_the_device)
 	munmap(l.buf, HW_INFO_LEN);
 }
 
+/*
+ * The same race, but the device leaves the system as soon as close()
+ * returns: nothing may still own or touch it by then, so the removal
+ * completes at once, without a warning or an oops, and the ioctl that was
+ * running ends with ENOENT.  The device is put back afterwards.
+ */
+TEST_F_TIMEOUT(unbind, remove_right_after_unbind, 120)
+{
+	char cdev[PATH_MAX], path[PATH_MAX];
+	struct hw_info_loop l;
+	pthread_t t;
+	__u32 devid;
+	int dev, kmsg;
+
+	ASSERT_EQ(0, vfio_cdev_path(self->bdf, cdev, sizeof(cdev)));
+	memset(&l, 0, sizeof(l));
+	l.buf = mmap(NULL, HW_INFO_LEN, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, l.buf);
+	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ASSERT_LE(0, kmsg);
+	ASSERT_LE(0, lseek(kmsg, 0, SEEK_END));
+
+	dev = open(cdev, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, _test_ioctl_vfio_bind(dev, self->fd[0], &devid));
+	l.fd = self->fd[0];
+	l.dev_id = devid;
+	ASSERT_EQ(0, pthread_create(&t, NULL, hw_info_loop, &l));
+	while (!l.running)
+		usleep(100);
+	usleep(1000);
+	ASSERT_EQ(0, close(dev));
+
+	snprintf(path, sizeof(path), PCI_SYSFS_DEVICES "/%s/remove",
+		 self->bdf);
+	EXPECT_EQ(0, write_file(path, "1", 0))
+		TH_LOG("removing %s: %s", self->bdf, strerror(errno));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_EQ(0, l.err)
+		TH_LOG("GET_HW_INFO failed with %s", strerror(l.err));
+	EXPECT_FALSE(wait_kmsg(kmsg, "WARNING:", 100))
+		TH_LOG("the removal warned");
+	EXPECT_FALSE(wait_kmsg(kmsg, "BUG:", 100))
+		TH_LOG("the removal oopsed");
+	close(kmsg);
+	munmap(l.buf, HW_INFO_LEN);
+
+	ASSERT_EQ(0, restore_edu(self->bdf))
+		TH_LOG("could not bring %s back to vfio-pci", self->bdf);
+	/* and it binds again */
+	dev = open_edu_or_fail(self->bdf);
+	ASSERT_EQ(0, _test_ioctl_vfio_bind(dev, self->fd[1], &devid));
+	ASSERT_EQ(0, close(dev));
+}
+
 /* ---------------------------------------------------------------------- */
 /* IOMMU_DESTROY racing the kernel's destruction of an automatic HWPT     */
 /* ---------------------------------------------------------------------- */
 
 struct destroyer {
 	int fd;
-	volatile __u32 target;	/* the automatic HWPT's id, 0: none */
-	volatile bool stop;
+	__u32 devid;
+	__u32 other_ioas;	/* where the replacement HWPTs are made */
+	__u32 target;		/* the automatic HWPT's id, 0: none */
+	__u32 busy;		/* set while a round of the loop runs */
+	__u32 foreign;		/* the replacement HWPT, until the main thread
+				 * took it over; 0: none */
+	bool stop;
 	unsigned long destroyed;	/* destroys that won the race */
-	unsigned long lost;		/* replacement IOASes that vanished */
 	int err;
 };
 
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+
 /*
- * Destroys the automatic HWPT whenever it can, and puts a new IOAS under
- * the freed id at once: if the kernel then destroys by id, the IOAS goes.
+ * Destroys the automatic HWPT whenever it can, and at once puts an HWPT of
+ * the other IOAS under the freed id (ids are handed out lowest first).  The
+ * main thread looks at that HWPT before its next attach and destroys it.
  */
 static void *destroy_loop(void *arg)
 {
 	struct destroyer *d = arg;
-	__u32 ioas;
+	__u32 id, hwpt;
 
-	while (!d->stop) {
-		__u32 id = d->target;
-
-		if (!id || _test_ioctl_destroy(d->fd, id))
+	while (!LOAD(d->stop)) {
+		STORE(d->busy, 1);
+		id = LOAD(d->target);
+		if (!id || _test_ioctl_destroy(d->fd, id)) {
+			STORE(d->busy, 0);
 			continue;
+		}
 		d->destroyed++;
-		if (_test_ioctl_ioas_alloc(d->fd, 0, &ioas)) {
+		if (_test_ioctl_hwpt_alloc(d->fd, d->devid, d->other_ioas, 0,
+					   &hwpt)) {
 			d->err = errno;
+			STORE(d->busy, 0);
 			return NULL;
 		}
-		/* give the detaching thread time to finish */
-		usleep(200);
-		if (_test_ioas_alive(d->fd, ioas))
-			d->lost++;
-		else if (_test_ioctl_destroy(d->fd, ioas))
-			d->err = errno;
+		STORE(d->foreign, hwpt);
+		STORE(d->busy, 0);
+		while (LOAD(d->foreign) && !LOAD(d->stop))
+			sched_yield();
 	}
 	return NULL;
 }
@@ -205,11 +274,13 @@ FIXTURE_TEARDOWN(auto_hwpt)
 
 TEST_F(auto_hwpt, destroy_racing_the_last_detach)
 {
-	struct destroyer d = { .fd = self->fd };
+	struct destroyer d = { .fd = self->fd, .devid = self->devid };
+	unsigned long misattached = 0, lost = 0;
 	int i, n = 3000;
+	__u32 pt, foreign;
 	pthread_t t;
-	__u32 pt;
 
+	test_ioctl_ioas_alloc(&d.other_ioas);
 	ASSERT_EQ(0, pthread_create(&t, NULL, destroy_loop, &d));
 	for (i = 0; i < n; i++) {
 		pt = self->ioas_id;
@@ -217,24 +288,44 @@ TEST_F(auto_hwpt, destroy_racing_the_last_detach)
 			break;
 		/* the automatic HWPT, never the IOAS itself */
 		EXPECT_NE(self->ioas_id, pt);
-		d.target = pt;
+		foreign = LOAD(d.foreign);
+		if (foreign) {
+			if (pt == foreign)
+				misattached++;
+			/* only this thread may destroy it */
+			if (_test_ioctl_destroy(self->fd, foreign))
+				lost++;
+			STORE(d.foreign, 0);
+		}
+		STORE(d.target, pt);
 		if (_test_ioctl_vfio_detach(self->dev))
 			break;
-		d.target = 0;
+		STORE(d.target, 0);
+		/* a replacement HWPT, if any, is made before the next attach */
+		while (LOAD(d.busy))
+			sched_yield();
 	}
-	d.stop = true;
+	STORE(d.stop, true);
 	ASSERT_EQ(0, pthread_join(t, NULL));
 	EXPECT_EQ(n, i) TH_LOG("round %d: attach or detach: %s", i,
 			       strerror(errno));
-	EXPECT_EQ(0, d.err) TH_LOG("%s", strerror(d.err));
-	EXPECT_EQ(0UL, d.lost)
-		TH_LOG("the kernel destroyed %lu IOASes that took the id of the "
-		       "HWPT it meant to destroy",
-		       d.lost);
+	EXPECT_EQ(0, d.err) TH_LOG("HWPT_ALLOC: %s", strerror(d.err));
+	EXPECT_EQ(0UL, misattached)
+		TH_LOG("%lu attaches to IOAS %u landed on an HWPT of IOAS %u",
+		       misattached, self->ioas_id, d.other_ioas);
+	EXPECT_EQ(0UL, lost)
+		TH_LOG("%lu HWPTs of IOAS %u were destroyed by the kernel or "
+		       "still in use",
+		       lost, d.other_ioas);
 	TH_LOG("%d detaches, %lu HWPTs destroyed by userspace first", n,
 	       d.destroyed);
-	/* the IOAS survived all of it */
+	/* a replacement made in the last round */
+	foreign = LOAD(d.foreign);
+	if (foreign)
+		EXPECT_EQ(0, _test_ioctl_destroy(self->fd, foreign));
+	/* both IOASes survived all of it */
 	test_ioas_alive(self->ioas_id);
+	test_ioas_alive(d.other_ioas);
 }
 
 TEST_HARNESS_MAIN

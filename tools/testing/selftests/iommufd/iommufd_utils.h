@@ -510,4 +510,25 @@ static inline int write_file(const char *path, const char *text, int flags)
 	return err;
 }
 
+/*
+ * Waits up to @ms for a kernel log line containing @needle, reading from
+ * @kmsg (opened non-blocking, positioned before the event). true if seen.
+ */
+static inline bool wait_kmsg(int kmsg, const char *needle, int ms)
+{
+	char rec[1024];
+
+	for (; ms > 0; ms -= 50) {
+		ssize_t n;
+
+		while ((n = read(kmsg, rec, sizeof(rec) - 1)) > 0) {
+			rec[n] = 0;
+			if (strstr(rec, needle))
+				return true;
+		}
+		usleep(50 * 1000);
+	}
+	return false;
+}
+
 #endif /* __SELFTEST_IOMMUFD_RS_UTILS_H */

@@ -521,4 +521,33 @@ static inline int have_effective_cap(int cap)
 			       (unsigned long long)(bytes), strerror(errno)); \
 	})
 
+/* Puts a removed edu back: rescan the bus and hand the new function to vfio-pci. */
+static inline int restore_edu(const char *bdf)
+{
+	char path[256], dir[200];
+	int i;
+
+	if (write_file("/sys/bus/pci/rescan", "1", 0))
+		return -EIO;
+	snprintf(path, sizeof(path), PCI_SYSFS_DEVICES "/%s/driver_override",
+		 bdf);
+	if (write_file(path, "vfio-pci", 0))
+		return -ENOENT;
+	snprintf(path, sizeof(path), PCI_SYSFS_DEVICES "/%s/driver", bdf);
+	if (access(path, F_OK) == 0) {
+		snprintf(path, sizeof(path),
+			 PCI_SYSFS_DEVICES "/%s/driver/unbind", bdf);
+		write_file(path, bdf, 0);
+	}
+	if (write_file("/sys/bus/pci/drivers_probe", bdf, 0))
+		return -EIO;
+	snprintf(dir, sizeof(dir), PCI_SYSFS_DEVICES "/%s/vfio-dev", bdf);
+	for (i = 0; i < 100; i++) {
+		if (access(dir, F_OK) == 0)
+			return 0;
+		usleep(50 * 1000);
+	}
+	return -ETIMEDOUT;
+}
+
 #endif /* __SELFTEST_IOMMUFD_RS_VFIO_UTILS_H */
