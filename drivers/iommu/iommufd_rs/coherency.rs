@@ -93,6 +93,15 @@ impl Mode {
     }
 }
 
+/// What a device brings to the coherency rules.
+#[derive(Clone, Copy)]
+pub(crate) struct DevCaps {
+    /// Whether its IOMMU can force its DMA to snoop CPU caches.
+    pub(crate) iommu_can_enforce: bool,
+    /// Whether it can issue No-Snoop DMA.
+    pub(crate) no_snoop: bool,
+}
+
 /// Whether a device does non-coherent DMA: it can issue No-Snoop and is attached to an HWPT
 /// that does not enforce coherency (box 3).
 pub(crate) fn noncoherent_dma(attached_to_enforcing: Option<bool>, no_snoop: bool) -> bool {

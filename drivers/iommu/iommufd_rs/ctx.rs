@@ -6,12 +6,7 @@
 //! through that file; dropping it (on release) drops the object table and with it every object
 //! that nothing else references.
 
-use core::mem::offset_of;
 use kernel::{
-    capability::{
-        capable,
-        Capability, //
-    },
     fs::File,
     miscdevice::{
         MiscDevice,
@@ -32,42 +27,54 @@ use kernel::{
         Arc,
         Mutex, //
     },
-    uapi::{
-        iommu_option,
-        iommufd_option_IOMMU_OPTION_HUGE_PAGES as OPTION_HUGE_PAGES,
-        iommufd_option_IOMMU_OPTION_RLIMIT_MODE as OPTION_RLIMIT_MODE,
-        iommufd_option_ops_IOMMU_OPTION_OP_GET as OP_GET,
-        iommufd_option_ops_IOMMU_OPTION_OP_SET as OP_SET, //
-    },
 };
 
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 use kernel::notifier::Subscriber;
 
 use crate::{
-    device,
-    ioas,
-    ioctl::{
-        self,
-        Ucmd, //
+    group::{
+        EventLog,
+        Groups,
+        IDevice,
+        Published, //
     },
-    object::ObjectTable,
-    uapi, //
+    hw_pagetable::HwptPaging,
+    ioas::Ioas,
+    ioctl,
+    object::{
+        object_kind,
+        ObjectTable, //
+    },
 };
+
+/// Every kind of object a context can hold.
+pub(crate) enum Object {
+    /// An I/O address space.
+    Ioas(Arc<Ioas>),
+    /// An I/O page table mirroring an IOAS.
+    Hwpt(Arc<HwptPaging>),
+    /// A device bound by VFIO.
+    Device(Arc<IDevice>),
+}
+
+object_kind!(Ioas, Object::Ioas);
+object_kind!(HwptPaging, Object::Hwpt);
+object_kind!(IDevice, Object::Device);
 
 /// The state of one open `/dev/iommu` file.
 #[pin_data]
 pub(crate) struct Ctx {
     /// Every object created through this file, by id.
     #[pin]
-    pub(crate) objects: ObjectTable,
+    pub(crate) objects: ObjectTable<Object>,
     /// The file this context belongs to. It outlives the context, which is dropped when the
     /// file is released; references to the context taken by other drivers are references to
     /// the file.
     file: *const File,
     /// The IOMMU groups of the devices bound to this context.
     #[pin]
-    pub(crate) groups: Mutex<KVec<Arc<device::IGroup>>>,
+    pub(crate) groups: Groups,
     /// Subscribers to the context's coherency state: called with 1 or 0 ("some bound device
     /// does non-coherent DMA now" or not) after every attach, replace, detach and unbind.
     #[pin]
@@ -80,7 +87,7 @@ pub(crate) struct Ctx {
     /// A subscriber on `coherency` that counts events, for tests.
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     #[pin]
-    pub(crate) test_events: Subscriber<crate::device::EventLog>,
+    pub(crate) test_events: Subscriber<EventLog>,
     /// How pinned pages will be charged (`IOMMU_OPTION_RLIMIT_MODE`): to the mm's `pinned_vm`
     /// (true) or to the user's `locked_vm` (false, the default). Changes only while the context
     /// holds no object.
@@ -96,11 +103,11 @@ impl MiscDevice for Ctx {
             pin_init!(Self {
                 objects <- ObjectTable::new(),
                 file: core::ptr::from_ref(file),
-                groups <- new_mutex!(KVec::new(), "Ctx::groups"),
+                groups <- Groups::new(),
                 coherency <- BlockingNotifierHead::new(),
-                published <- new_mutex!(Published { noncoherent_devices: 0 }, "Ctx::published"),
+                published <- new_mutex!(Published::default(), "Ctx::published"),
                 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-                test_events <- Subscriber::new(crate::device::EventLog::new()),
+                test_events <- Subscriber::new(EventLog::new()),
                 account_to_mm: Atomic::new(false),
             }),
             GFP_KERNEL,
@@ -141,7 +148,7 @@ impl Ctx {
 
     /// Whether some bound device does non-coherent DMA now (as last published).
     pub(crate) fn noncoherent_dma(&self) -> bool {
-        self.published.lock().noncoherent_devices != 0
+        self.published.lock().noncoherent_devices() != 0
     }
 
     /// Tells the context's subscribers its coherency state.
@@ -158,69 +165,24 @@ impl Ctx {
         };
         PinCharge::current(to)
     }
-}
 
-/// The coherency state a context's devices last published (see [`Ctx::published`]).
-pub(crate) struct Published {
-    /// How many bound devices last published "non-coherent DMA present".
-    pub(crate) noncoherent_devices: u32,
-}
+    /// Whether pinned pages are charged to the mm (`IOMMU_OPTION_RLIMIT_MODE` 1) rather than
+    /// to the user (0).
+    pub(crate) fn rlimit_mode(&self) -> u64 {
+        u64::from(self.account_to_mm.load(Relaxed))
+    }
 
-/// `IOMMU_EXECUTE_WBINVD` (our extension): writes back and invalidates every CPU's caches, for
-/// a caller that has a device doing non-coherent DMA through this context (`EPERM` otherwise:
-/// without one the flush protects nothing and only costs every other user of the machine).
-pub(crate) fn execute_wbinvd(ctx: &Ctx, cmd: &mut uapi::ExecuteWbinvd) -> Result {
-    if cmd.0.flags != 0 || !cfg!(CONFIG_X86) {
-        return Err(EOPNOTSUPP);
-    }
-    if !ctx.noncoherent_dma() {
-        return Err(EPERM);
-    }
-    #[cfg(CONFIG_X86)]
-    kernel::cache::wbinvd_on_all_cpus();
-    Ok(())
-}
-
-/// `IOMMU_OPTION`: reads or sets an option of the context or of an IOAS. Only `val64` is written
-/// back.
-pub(crate) fn option(ctx: &Ctx, cmd: &mut uapi::IommuOption, ucmd: &Ucmd) -> Result {
-    if cmd.0.__reserved != 0 {
-        return Err(EOPNOTSUPP);
-    }
-    match cmd.0.option_id {
-        OPTION_RLIMIT_MODE => rlimit_mode(ctx, cmd)?,
-        OPTION_HUGE_PAGES => ioas::option_huge_pages(ctx, cmd)?,
-        _ => return Err(EOPNOTSUPP),
-    }
-    ucmd.write_at(offset_of!(iommu_option, val64), &cmd.0.val64)
-}
-
-/// `IOMMU_OPTION_RLIMIT_MODE`: where pinned pages are charged (0: the user's `RLIMIT_MEMLOCK`,
-/// 1: the mm's). Setting it needs `CAP_SYS_RESOURCE` and a context with no object yet.
-fn rlimit_mode(ctx: &Ctx, cmd: &mut uapi::IommuOption) -> Result {
-    if cmd.0.object_id != 0 {
-        return Err(EOPNOTSUPP);
-    }
-    match u32::from(cmd.0.op) {
-        OP_GET => {
-            cmd.0.val64 = u64::from(ctx.account_to_mm.load(Relaxed));
+    /// Sets `IOMMU_OPTION_RLIMIT_MODE` to `val`: `EBUSY` if the context holds an object (the
+    /// first check, as upstream), `EINVAL` for a value other than 0 and 1.
+    pub(crate) fn set_rlimit_mode(&self, val: u64) -> Result {
+        self.objects.if_empty(|| {
+            let to_mm = match val {
+                0 => false,
+                1 => true,
+                _ => return Err(EINVAL),
+            };
+            self.account_to_mm.store(to_mm, Relaxed);
             Ok(())
-        }
-        OP_SET => {
-            if !capable(Capability::SYS_RESOURCE) {
-                return Err(EPERM);
-            }
-            // A context with objects answers EBUSY whatever the value, as upstream.
-            ctx.objects.if_empty(|| {
-                let to_mm = match cmd.0.val64 {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(EINVAL),
-                };
-                ctx.account_to_mm.store(to_mm, Relaxed);
-                Ok(())
-            })?
-        }
-        _ => Err(EOPNOTSUPP),
+        })?
     }
 }

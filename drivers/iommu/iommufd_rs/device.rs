@@ -6,430 +6,31 @@
 //! DMA ownership of the device's IOMMU group away from the kernel, so the device can do no DMA
 //! at all until userspace attaches it (`VFIO_DEVICE_ATTACH_IOMMUFD_PT`) to an HWPT, or to an
 //! IOAS, for which the kernel finds or makes a suitable HWPT. A group is attached as a whole, so
-//! the attach state lives in [`IGroup`], shared by the bound devices of one group.
+//! the attach state lives in the group ([`crate::group`]); this file holds what VFIO calls.
 //!
 //! While attached, a device's reserved regions (such as the MSI window) are reserved in the
 //! IOAS, which then never maps them.
 
-use core::mem::offset_of;
 use kernel::{
     device::Device,
     iommu::domain::{
         self,
-        Attachment,
         Cap,
         DmaOwner,
-        Group,
-        ReservedKind,
-        ReservedRegion, //
-    },
-    new_mutex,
-    notifier::{
-        BlockingNotifierHead,
-        NotifierCallback, //
+        Group, //
     },
     prelude::*,
-    sync::{
-        aref::ARef,
-        atomic::{
-            Atomic,
-            Relaxed, //
-        },
-        Arc,
-        LockedBy,
-        Mutex, //
-    },
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    },
-    uapi::{
-        iommu_hw_info,
-        iommu_hw_info_type_IOMMU_HW_INFO_TYPE_DEFAULT as HW_INFO_TYPE_DEFAULT,
-        iommu_hw_info_type_IOMMU_HW_INFO_TYPE_NONE as HW_INFO_TYPE_NONE,
-        iommufd_hw_capabilities_IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED as CAP_PCI_ATS_NOT_SUPPORTED,
-        iommufd_hw_info_flags_IOMMU_HW_INFO_FLAG_INPUT_TYPE as HW_INFO_FLAG_INPUT_TYPE,
-        IOMMU_HW_CAP_DEFAULT_COHERENT,
-        IOMMU_HW_CAP_ENFORCE_COHERENCY,
-        IOMMU_HW_CAP_NONCOHERENT_DMA,
-        IOMMU_HW_CAP_NO_SNOOP, //
-    },
+    sync::aref::ARef,
 };
-
-#[cfg(CONFIG_IOMMUFD_RS_TEST)]
-use kernel::notifier::Subscriber;
 
 use crate::{
-    coherency::{
-        self,
-        Mode, //
-    },
-    ctx::{
-        Ctx,
-        Published, //
-    },
-    hwpt::HwptPaging,
+    ctx::Ctx,
+    group::IDevice,
+    hw_pagetable::HwptPaging,
     ioas::Ioas,
-    ioctl::Ucmd,
     object::ObjRef,
-    signal::{
-        self,
-        DeviceSignal, //
-    },
-    uapi, //
+    signal::DeviceSignal, //
 };
-
-/// The IOMMU group of bound devices, with what it is attached to.
-#[pin_data]
-pub(crate) struct IGroup {
-    /// The group.
-    group: ARef<Group>,
-    /// The attach state.
-    #[pin]
-    state: Mutex<GroupState>,
-}
-
-/// The bound devices of a group and what the group is attached to.
-///
-/// The group is the unit the IOMMU translates for: while it is attached, every bound device of
-/// it reaches the HWPT's memory, attached or not. So the coherency rules and the coherency
-/// state are the group's: an HWPT must admit every member ([`GroupState::admits`]), and a
-/// member does non-coherent DMA while the group is on an HWPT that does not enforce coherency.
-struct GroupState {
-    /// How many devices of the group are bound to the context, or being bound.
-    bound: usize,
-    /// The devices of the group bound to the context (removed at unbind, which breaks the
-    /// cycle with [`IDevice::group`]).
-    members: KVec<Arc<IDevice>>,
-    /// The devices of the group that are attached.
-    attached: KVec<AttachedDev>,
-    /// The group's attachment to the domain of `hwpt`; `Some` exactly while `attached` is not
-    /// empty. Declared before `hwpt` so that it is detached first.
-    attachment: Option<Attachment>,
-    /// The HWPT the group is attached to.
-    hwpt: Option<ObjRef<HwptPaging>>,
-}
-
-/// A device attached through its group.
-struct AttachedDev {
-    /// The device ([`IDevice::key`]); also the owner of its ranges reserved in the IOAS.
-    key: usize,
-    /// Its reserved regions, reserved in the IOAS of the group's HWPT.
-    regions: KVec<ReservedRegion>,
-}
-
-impl GroupState {
-    /// Whether the device `key` is attached.
-    fn is_attached(&self, key: usize) -> bool {
-        self.attached.iter().any(|d| d.key == key)
-    }
-
-    /// Whether `hwpt` may take the group: no member would do non-coherent DMA through a
-    /// coherent HWPT.
-    fn admits(&self, hwpt: &HwptPaging) -> bool {
-        self.members
-            .iter()
-            .all(|m| hwpt.mode().admits(hwpt.is_enforcing(), m.no_snoop()))
-    }
-
-    /// Whether `idev`, if a member, does non-coherent DMA now.
-    fn noncoherent_dma(&self, idev: &IDevice) -> bool {
-        if !self.members.iter().any(|m| core::ptr::eq(&**m, idev)) {
-            return false;
-        }
-        let enforcing = self.hwpt.as_ref().map(|h| h.is_enforcing());
-        coherency::noncoherent_dma(enforcing, idev.no_snoop())
-    }
-}
-
-impl IGroup {
-    /// The group of `dev` in `ctx`, created if no bound device uses it yet; counts one more
-    /// bound device.
-    fn get(ctx: &Ctx, group: ARef<Group>) -> Result<Arc<Self>> {
-        let mut groups = ctx.groups.lock();
-        if let Some(g) = Self::find(&groups, &group) {
-            g.state.lock().bound += 1;
-            return Ok(g.clone());
-        }
-        let g = Arc::pin_init(
-            pin_init!(Self {
-                group,
-                state <- new_mutex!(GroupState {
-                    bound: 1,
-                    members: KVec::new(),
-                    attached: KVec::new(),
-                    attachment: None,
-                    hwpt: None,
-                }, "IGroup::state"),
-            }),
-            GFP_KERNEL,
-        )?;
-        groups.push(g.clone(), GFP_KERNEL)?;
-        Ok(g)
-    }
-
-    /// The entry of `group` among a context's `groups`.
-    fn find<'a>(groups: &'a [Arc<Self>], group: &Group) -> Option<&'a Arc<Self>> {
-        groups.iter().find(|g| core::ptr::eq(&*g.group, group))
-    }
-
-    /// Makes `idev` a member. `EINVAL` if the group is attached to an HWPT that would not
-    /// have admitted it.
-    fn add_member(&self, idev: &Arc<IDevice>) -> Result {
-        let mut state = self.state.lock();
-        if let Some(hwpt) = &state.hwpt {
-            if !hwpt.mode().admits(hwpt.is_enforcing(), idev.no_snoop()) {
-                return Err(EINVAL);
-            }
-        }
-        state.members.push(idev.clone(), GFP_KERNEL)?;
-        Ok(())
-    }
-
-    /// Removes the member `idev`.
-    fn remove_member(&self, idev: &IDevice) {
-        self.state
-            .lock()
-            .members
-            .retain(|m| !core::ptr::eq(&**m, idev));
-    }
-
-    /// The members, for publishing their state.
-    fn members(&self) -> Result<KVec<Arc<IDevice>>> {
-        let state = self.state.lock();
-        let mut out = KVec::with_capacity(state.members.len(), GFP_KERNEL)?;
-        for m in state.members.iter() {
-            out.push(m.clone(), GFP_KERNEL)?;
-        }
-        Ok(out)
-    }
-
-    /// Counts one bound device less; forgets the group when none is left.
-    fn put(self: &Arc<Self>, ctx: &Ctx) {
-        let mut groups = ctx.groups.lock();
-        let mut state = self.state.lock();
-        state.bound -= 1;
-        if state.bound == 0 {
-            drop(state);
-            groups.retain(|g| !Arc::ptr_eq(g, self));
-        }
-    }
-}
-
-/// Whether a device of `group` is bound to `ctx`.
-pub(crate) fn ctx_has_group(ctx: &Ctx, group: &Group) -> bool {
-    IGroup::find(&ctx.groups.lock(), group).is_some()
-}
-
-/// A device bound to a context: the object VFIO gets when it binds.
-#[pin_data(PinnedDrop)]
-pub(crate) struct IDevice {
-    /// The device.
-    dev: ARef<Device>,
-    /// Its group.
-    group: Arc<IGroup>,
-    /// The DMA ownership of the device, claimed at bind; released when the object goes.
-    owner: DmaOwner,
-    /// Whether its IOMMU can force its DMA to snoop CPU caches.
-    iommu_can_enforce: bool,
-    /// Whether probing found that it can issue No-Snoop DMA.
-    probed_no_snoop: bool,
-    /// Whether it counts as able to issue No-Snoop DMA: what probing found, unless a test
-    /// overrode it (`IOMMU_TEST_DEVICE_NO_SNOOP`, only while its group is not attached).
-    no_snoop: Atomic<bool>,
-    /// Subscribers to its coherency state: called with 1 or 0 ("does non-coherent DMA now" or
-    /// not) after every attach, replace, detach and unbind.
-    #[pin]
-    coherency: BlockingNotifierHead,
-    /// The state last published on `coherency`, kept under the context's `published` lock.
-    published: LockedBy<bool, Published>,
-    /// A subscriber on `coherency` that counts events, for tests.
-    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-    #[pin]
-    test_events: Subscriber<EventLog>,
-}
-
-#[pinned_drop]
-impl PinnedDrop for IDevice {
-    fn drop(self: Pin<&mut Self>) {
-        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-        // SAFETY: Registered when the device was bound.
-        let _ = unsafe { self.coherency.unregister(self.test_events.as_block()) };
-        if let Some(signal) = DeviceSignal::get() {
-            signal.remove(self.key());
-        }
-    }
-}
-
-/// Counts the events a notifier chain publishes (a test subscriber).
-pub(crate) struct EventLog {
-    /// Events seen.
-    events: Atomic<u32>,
-    /// The last one.
-    last: Atomic<u32>,
-}
-
-impl EventLog {
-    /// No event yet.
-    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), expect(dead_code))]
-    pub(crate) fn new() -> Self {
-        Self {
-            events: Atomic::new(0),
-            last: Atomic::new(0),
-        }
-    }
-
-    /// The number of events seen and the last one.
-    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), expect(dead_code))]
-    pub(crate) fn read(&self) -> (u32, u32) {
-        (self.events.load(Relaxed), self.last.load(Relaxed))
-    }
-}
-
-impl NotifierCallback for EventLog {
-    fn notify(&self, event: u64) {
-        self.last.store(event as u32, Relaxed);
-        self.events.fetch_add(1, Relaxed);
-    }
-}
-
-impl IDevice {
-    /// The device.
-    pub(crate) fn device(&self) -> &Device {
-        &self.dev
-    }
-
-    /// Whether its IOMMU can force its DMA to snoop CPU caches.
-    pub(crate) fn iommu_can_enforce(&self) -> bool {
-        self.iommu_can_enforce
-    }
-
-    /// Whether it can issue No-Snoop DMA.
-    pub(crate) fn no_snoop(&self) -> bool {
-        self.no_snoop.load(Relaxed)
-    }
-
-    /// Whether it does non-coherent DMA now: bound, able to issue No-Snoop, and its group
-    /// (through this device or another) attached to an HWPT that does not enforce coherency.
-    pub(crate) fn noncoherent_dma(&self) -> bool {
-        self.group.state.lock().noncoherent_dma(self)
-    }
-
-    /// The device's key in its group's attach state and in reserved-range owners.
-    fn key(&self) -> usize {
-        core::ptr::from_ref(self) as usize
-    }
-
-    /// Attaches the device to the HWPT `hwpt`: attaches its group, or joins the devices of
-    /// its group already attached there.
-    ///
-    /// `EINVAL` if the HWPT's domain does not suit the device (its IOMMU cannot enforce
-    /// coherency for it, or the HWPT is coherent and the device would do non-coherent DMA
-    /// through it), or the group is attached to another HWPT; `EBUSY` if the device is
-    /// attached already; `EADDRINUSE` if one of the device's reserved regions is mapped in the
-    /// IOAS.
-    fn attach_hwpt(&self, hwpt: ObjRef<HwptPaging>) -> Result {
-        let mut state = self.group.state.lock();
-        if state.is_attached(self.key()) {
-            return Err(EBUSY);
-        }
-        if matches!(&state.hwpt, Some(cur) if !cur.same(&hwpt)) || !state.admits(&hwpt) {
-            return Err(EINVAL);
-        }
-        let mut regions = domain::reserved_regions(&self.dev)?;
-        regions.retain(|r| r.kind != ReservedKind::DirectRelaxable);
-        state.attached.reserve(1, GFP_KERNEL)?;
-        hwpt.ioas().reserve_regions(self.key(), &regions)?;
-        if state.hwpt.is_none() {
-            match self.group.group.attach(&self.owner, hwpt.domain().clone()) {
-                Ok(attachment) => {
-                    state.attachment = Some(attachment);
-                    state.hwpt = Some(hwpt);
-                }
-                Err(e) => {
-                    hwpt.ioas().unreserve(self.key());
-                    return Err(e);
-                }
-            }
-        }
-        let dev = AttachedDev {
-            key: self.key(),
-            regions,
-        };
-        // Room was reserved above.
-        state.attached.push(dev, GFP_KERNEL)?;
-        Ok(())
-    }
-
-    /// Moves the device's group, with every device of it attached, to `hwpt`, without blocking
-    /// its DMA in between. Returns the HWPT the group left, `None` if it was on `hwpt` already.
-    ///
-    /// `EINVAL` if the device is not attached or the HWPT does not suit it (as for
-    /// [`Self::attach_hwpt`]); `EADDRINUSE` if a reserved region of one of the group's
-    /// attached devices is mapped in the new IOAS. On error nothing changed.
-    fn replace_hwpt(&self, hwpt: ObjRef<HwptPaging>) -> Result<Option<ObjRef<HwptPaging>>> {
-        let mut guard = self.group.state.lock();
-        let state = &mut *guard;
-        if !state.is_attached(self.key()) || !state.admits(&hwpt) {
-            return Err(EINVAL);
-        }
-        let (Some(old), Some(attachment)) = (&state.hwpt, &mut state.attachment) else {
-            return Err(EINVAL);
-        };
-        if old.same(&hwpt) {
-            return Ok(None);
-        }
-        let new_ioas = !core::ptr::eq(old.ioas(), hwpt.ioas());
-        if new_ioas {
-            for (i, dev) in state.attached.iter().enumerate() {
-                if let Err(e) = hwpt.ioas().reserve_regions(dev.key, &dev.regions) {
-                    for done in &state.attached[..i] {
-                        hwpt.ioas().unreserve(done.key);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        if let Err(e) = attachment.replace(hwpt.domain().clone()) {
-            if new_ioas {
-                for dev in state.attached.iter() {
-                    hwpt.ioas().unreserve(dev.key);
-                }
-            }
-            return Err(e);
-        }
-        if new_ioas {
-            for dev in state.attached.iter() {
-                old.ioas().unreserve(dev.key);
-            }
-        }
-        Ok(state.hwpt.replace(hwpt))
-    }
-
-    /// Detaches the device. Returns the HWPT if the group left it (the last device detached).
-    fn detach_hwpt(&self) -> Option<ObjRef<HwptPaging>> {
-        let mut state = self.group.state.lock();
-        let pos = state.attached.iter().position(|d| d.key == self.key())?;
-        let _ = state.attached.remove(pos);
-        if let Some(hwpt) = &state.hwpt {
-            hwpt.ioas().unreserve(self.key());
-        }
-        if !state.attached.is_empty() {
-            return None;
-        }
-        drop(state.attachment.take());
-        state.hwpt.take()
-    }
-
-    /// A use of the HWPT the device is attached to.
-    fn attached_hwpt(&self) -> Option<ObjRef<HwptPaging>> {
-        let state = self.group.state.lock();
-        if !state.is_attached(self.key()) {
-            return None;
-        }
-        state.hwpt.clone()
-    }
-}
 
 /// Drops a use of an HWPT a group left; an automatic one is destroyed if nothing else uses it
 /// (else whoever does, or userspace, destroys it later). By identity: if userspace destroyed it
@@ -493,40 +94,8 @@ impl Bound {
             );
         }
         let owner = DmaOwner::claim(dev, core::ptr::from_ref(ctx).cast())?;
-        // Probing writes the device's control register: only now that we own it.
-        let probed = domain::device_can_no_snoop(dev);
-        let group = IGroup::get(ctx, group)?;
-        let idev_group = group.clone();
-        let idev = Arc::pin_init(
-            pin_init!(IDevice {
-                dev: dev.into(),
-                group: idev_group,
-                owner,
-                iommu_can_enforce: domain::device_capable(dev, Cap::EnforceCacheCoherency),
-                probed_no_snoop: probed,
-                no_snoop: Atomic::new(probed),
-                coherency <- BlockingNotifierHead::new(),
-                published: LockedBy::new(&ctx.published, false),
-                #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-                test_events <- Subscriber::new(EventLog::new()),
-            }),
-            GFP_KERNEL,
-        );
-        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-        let idev = idev.and_then(|idev| {
-            // SAFETY: The subscriber lives in the device object, which unregisters it when it
-            // is dropped.
-            unsafe { idev.coherency.register(idev.test_events.as_block()) }?;
-            Ok(idev)
-        });
-        let idev = idev.and_then(|idev| {
-            // Known to the signal from now on; the object's drop forgets it.
-            if let Some(signal) = DeviceSignal::get() {
-                signal.add(signal::key(dev), idev.key())?;
-            }
-            Ok(idev)
-        });
-        let idev = idev.and_then(|idev| {
+        let group = ctx.groups.get(group)?;
+        let idev = IDevice::new(dev, group.clone(), owner, &ctx.published).and_then(|idev| {
             group.add_member(&idev)?;
             ctx.objects
                 .reserve()
@@ -536,7 +105,7 @@ impl Bound {
         let idev = match idev {
             Ok(p) => p,
             Err(e) => {
-                group.put(ctx);
+                ctx.groups.put(&group);
                 return Err(e);
             }
         };
@@ -556,7 +125,7 @@ impl Bound {
     fn publish(&self) {
         let ctx = self.ctx();
         Self::publish_one(ctx, &self.idev);
-        match self.idev.group.members() {
+        match self.idev.group().members() {
             Ok(members) => {
                 for m in members
                     .iter()
@@ -581,20 +150,14 @@ impl Bound {
         let now = {
             let mut published = ctx.published.lock();
             let now = idev.noncoherent_dma();
-            let was = core::mem::replace(idev.published.access_mut(&mut published), now);
-            if was != now {
-                if now {
-                    published.noncoherent_devices += 1;
-                } else {
-                    published.noncoherent_devices -= 1;
-                }
+            if idev.set_published(&mut published, now) {
                 if let Some(signal) = signal {
                     signal.set(idev.key(), now);
                 }
             }
             now
         };
-        idev.coherency.call_chain(u64::from(now));
+        idev.notify(now);
         if let Some(signal) = signal {
             signal.notify(now);
         }
@@ -609,18 +172,18 @@ impl Bound {
         // SAFETY: `file` keeps the context alive (the type invariant) until the end of this
         // function, where it is dropped last.
         let ctx = unsafe { &*ctx };
-        let group = idev.group.clone();
+        let group = idev.group().clone();
         // No longer a member, it stops counting for the group's coherency (it still did if
         // another device keeps the group attached).
         group.remove_member(&idev);
-        if *idev.published.access(&ctx.published.lock()) {
+        if idev.published(&ctx.published.lock()) {
             Self::publish_one(ctx, &idev);
             ctx.publish_coherency();
         }
         // Waits for ioctls still using the device; the object, and with it the DMA ownership,
         // is gone when it returns.
         ctx.objects.remove_wait(idev);
-        group.put(ctx);
+        ctx.groups.put(&group);
         drop(file);
     }
 
@@ -684,7 +247,7 @@ impl Bound {
                 Err(e) => return Err(e),
             }
         }
-        let hwpt = HwptPaging::new(ioas.clone(), idev, true, ioas.mode())?;
+        let hwpt = HwptPaging::new(ioas.clone(), idev.device(), idev.caps(), true, ioas.mode())?;
         let hwpt = ctx.objects.reserve()?.publish_held(hwpt)?;
         let id = hwpt.id();
         // Unlisted again when the HWPT is dropped, however that happens.
@@ -736,123 +299,4 @@ impl Bound {
         }
         self.publish();
     }
-}
-
-/// The capability bits `IOMMU_GET_HW_INFO` reports for `idev`: upstream's, and ours about
-/// coherency.
-fn capabilities(idev: &IDevice) -> u64 {
-    let dev = &*idev.dev;
-    // Only features this driver implements are reported: not dirty tracking (yet), whatever
-    // the IOMMU can do, since a VMM that sees the bit asks for a dirty-tracking HWPT.
-    let mut caps = 0u64;
-    if !domain::device_capable(dev, Cap::PciAtsSupported) {
-        caps |= u64::from(CAP_PCI_ATS_NOT_SUPPORTED);
-    }
-    if idev.iommu_can_enforce() {
-        caps |= IOMMU_HW_CAP_ENFORCE_COHERENCY as u64;
-    }
-    if idev.no_snoop() {
-        caps |= IOMMU_HW_CAP_NO_SNOOP;
-    }
-    if Mode::Auto.enforce(idev.iommu_can_enforce(), idev.no_snoop()) == Ok(true) {
-        caps |= IOMMU_HW_CAP_DEFAULT_COHERENT;
-    }
-    if idev.noncoherent_dma() {
-        caps |= IOMMU_HW_CAP_NONCOHERENT_DMA;
-    }
-    caps
-}
-
-/// `IOMMU_GET_HW_INFO`: describes the IOMMU behind a bound device (the IOMMU driver's report)
-/// and, as our extension, the device's coherency: what its IOMMU can enforce, whether it can
-/// issue No-Snoop, the default policy for it and whether it does non-coherent DMA now.
-pub(crate) fn get_hw_info(ctx: &Ctx, cmd: &mut uapi::HwInfo, ucmd: &Ucmd) -> Result {
-    if cmd.0.flags & !HW_INFO_FLAG_INPUT_TYPE != 0 || cmd.0.__reserved != [0; 3] {
-        return Err(EOPNOTSUPP);
-    }
-    // SAFETY: Both members of the union are `u32`s.
-    let mut kind = unsafe { cmd.0.__bindgen_anon_1.in_data_type };
-    if cmd.0.flags & HW_INFO_FLAG_INPUT_TYPE == 0 {
-        kind = HW_INFO_TYPE_DEFAULT;
-    }
-    // Everything about the device is read first, and the device let go before the (possibly
-    // long) copy to userspace, so that an unbind waits for as short a time as possible.
-    let idev = ctx.objects.get::<IDevice>(cmd.0.dev_id)?;
-    let info = domain::HwInfo::get(&idev.dev, kind)?;
-    let caps = capabilities(&idev);
-    drop(idev);
-    let (data, out_kind) = match &info {
-        Some(info) if info.kind() == HW_INFO_TYPE_NONE => return Err(EOPNOTSUPP),
-        Some(info) => (info.as_bytes(), info.kind()),
-        None => (&[][..], HW_INFO_TYPE_NONE),
-    };
-    let user_len = cmd.0.data_len as usize;
-    let copy = user_len.min(data.len());
-    let mut writer =
-        UserSlice::new(UserPtr::from_addr(cmd.0.data_uptr as usize), user_len).writer();
-    writer.write_slice(&data[..copy])?;
-    // Zero whatever of the user's buffer the report does not fill.
-    let zeros = [0u8; 64];
-    let mut rest = user_len - copy;
-    while rest > 0 {
-        let n = rest.min(zeros.len());
-        writer.write_slice(&zeros[..n])?;
-        rest -= n;
-    }
-    cmd.0.data_len = u32::try_from(data.len()).map_err(|_| EOVERFLOW)?;
-    cmd.0.__bindgen_anon_1.out_data_type = out_kind;
-    cmd.0.out_capabilities = caps;
-    // PASIDs are not supported, so none is reported.
-    cmd.0.out_max_pasid_log2 = 0;
-    ucmd.respond(cmd)
-}
-
-/// `IOMMU_TEST_DEVICE_NO_SNOOP` (test kernels only): declares a bound, unattached device able
-/// (or, back to what probing found, unable) to issue No-Snoop DMA.
-#[cfg(CONFIG_IOMMUFD_RS_TEST)]
-pub(crate) fn test_no_snoop(ctx: &Ctx, cmd: &mut uapi::TestDeviceNoSnoop) -> Result {
-    use kernel::capability::{
-        capable,
-        Capability, //
-    };
-    if !capable(Capability::SYS_ADMIN) {
-        return Err(EPERM);
-    }
-    if cmd.0.__reserved != 0 {
-        return Err(EOPNOTSUPP);
-    }
-    let value = match cmd.0.no_snoop {
-        0 => false,
-        1 => true,
-        _ => return Err(EINVAL),
-    };
-    let idev = ctx.objects.get::<IDevice>(cmd.0.dev_id)?;
-    // While its group is attached the device may be doing DMA already.
-    let state = idev.group.state.lock();
-    if state.hwpt.is_some() {
-        return Err(EBUSY);
-    }
-    idev.no_snoop.store(value || idev.probed_no_snoop, Relaxed);
-    Ok(())
-}
-
-/// Keeps the size of `struct iommu_hw_info` and the offset the C driver checks in sync.
-const _: () = assert!(offset_of!(iommu_hw_info, out_capabilities) == 32);
-
-/// `IOMMU_TEST_COHERENCY_EVENTS` (test kernels only): how many coherency events the test
-/// subscriber of a device (or, for id 0, of the context) saw, and the last one.
-#[cfg(CONFIG_IOMMUFD_RS_TEST)]
-pub(crate) fn test_events(ctx: &Ctx, cmd: &mut uapi::TestCoherencyEvents, ucmd: &Ucmd) -> Result {
-    let (events, last) = if cmd.0.dev_id == 0 {
-        ctx.test_events.inner().read()
-    } else {
-        ctx.objects
-            .get::<IDevice>(cmd.0.dev_id)?
-            .test_events
-            .inner()
-            .read()
-    };
-    cmd.0.out_events = events;
-    cmd.0.out_state = last;
-    ucmd.respond(cmd)
 }

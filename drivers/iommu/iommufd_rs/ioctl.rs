@@ -14,8 +14,15 @@
 //! Handlers see only the decoded struct and a [`Ucmd`] to write their answer back with; this file
 //! is the only place that reads the argument from user memory.
 
-use core::mem::size_of;
+use core::mem::{
+    offset_of,
+    size_of, //
+};
 use kernel::{
+    capability::{
+        capable,
+        Capability, //
+    },
     ioctl::_IO,
     prelude::*,
     transmute::{
@@ -27,62 +34,38 @@ use kernel::{
         UserSlice,
         UserSliceReader, //
     },
+    uapi::{
+        iommu_option,
+        iommufd_option_IOMMU_OPTION_HUGE_PAGES as OPTION_HUGE_PAGES,
+        iommufd_option_IOMMU_OPTION_RLIMIT_MODE as OPTION_RLIMIT_MODE,
+        iommufd_option_ops_IOMMU_OPTION_OP_GET as OP_GET,
+        iommufd_option_ops_IOMMU_OPTION_OP_SET as OP_SET, //
+    },
 };
 
 use crate::{
-    ctx::{
-        self,
-        Ctx, //
-    },
-    device,
-    hwpt,
-    ioas, //
-    uapi,
+    ctx::Ctx,
+    uapi, //
 };
+
+mod device;
+mod ioas;
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+mod test;
 
 /// The ioctl type of every iommufd command.
 const IOMMUFD_TYPE: u32 = b';' as u32;
 
-/// Builds the ioctl number of the iommufd command `nr`.
-const fn iommufd_cmd(nr: u32) -> u32 {
-    _IO(IOMMUFD_TYPE, nr)
+/// The size of the field `_field` selects, for the mandatory prefix of a command.
+const fn field_size<S, F>(_field: fn(&S) -> &F) -> usize {
+    size_of::<F>()
 }
-
-/// `IOMMU_DESTROY`.
-pub(crate) const IOMMU_DESTROY: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_DESTROY);
-/// `IOMMU_IOAS_ALLOC`.
-pub(crate) const IOMMU_IOAS_ALLOC: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_ALLOC);
-/// `IOMMU_IOAS_ALLOW_IOVAS`.
-pub(crate) const IOMMU_IOAS_ALLOW_IOVAS: u32 =
-    iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_ALLOW_IOVAS);
-/// `IOMMU_IOAS_COPY`.
-pub(crate) const IOMMU_IOAS_COPY: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_COPY);
-/// `IOMMU_IOAS_IOVA_RANGES`.
-pub(crate) const IOMMU_IOAS_IOVA_RANGES: u32 =
-    iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_IOVA_RANGES);
-/// `IOMMU_IOAS_MAP`.
-pub(crate) const IOMMU_IOAS_MAP: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_MAP);
-/// `IOMMU_HWPT_ALLOC`.
-pub(crate) const IOMMU_HWPT_ALLOC: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_HWPT_ALLOC);
-/// `IOMMU_GET_HW_INFO`.
-pub(crate) const IOMMU_GET_HW_INFO: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_GET_HW_INFO);
-/// `IOMMU_EXECUTE_WBINVD` (our extension).
-pub(crate) const IOMMU_EXECUTE_WBINVD: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_EXECUTE_WBINVD);
-/// `IOMMU_TEST_DEVICE_NO_SNOOP` (our test-only extension).
-pub(crate) const IOMMU_TEST_DEVICE_NO_SNOOP: u32 =
-    iommufd_cmd(kernel::uapi::IOMMUFD_CMD_TEST_DEVICE_NO_SNOOP);
-/// `IOMMU_TEST_COHERENCY_EVENTS` (our test-only extension).
-pub(crate) const IOMMU_TEST_COHERENCY_EVENTS: u32 =
-    iommufd_cmd(kernel::uapi::IOMMUFD_CMD_TEST_COHERENCY_EVENTS);
-/// `IOMMU_OPTION`.
-pub(crate) const IOMMU_OPTION: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_OPTION);
-/// `IOMMU_IOAS_MAP_FILE`.
-pub(crate) const IOMMU_IOAS_MAP_FILE: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_MAP_FILE);
-/// `IOMMU_IOAS_UNMAP`.
-pub(crate) const IOMMU_IOAS_UNMAP: u32 = iommufd_cmd(kernel::uapi::IOMMUFD_CMD_IOAS_UNMAP);
 
 /// One iommufd command: its argument struct and its handler.
 pub(crate) trait Command: FromBytes + AsBytes + pin_init::Zeroable {
+    /// The ioctl number.
+    const CMD: u32;
+
     /// The size of the mandatory prefix: up to the end of the last field every caller must pass.
     const MIN_SIZE: usize;
 
@@ -166,27 +149,56 @@ fn run<T: Command>(ctx: &Ctx, arg: usize) -> Result {
     T::execute(ctx, &mut cmd, &Ucmd { arg, user_size })
 }
 
-/// Handles one ioctl on `/dev/iommu`.
-pub(crate) fn dispatch(ctx: &Ctx, cmd: u32, arg: usize) -> Result {
-    match cmd {
-        IOMMU_DESTROY => run::<uapi::Destroy>(ctx, arg),
-        IOMMU_IOAS_ALLOC => run::<uapi::IoasAlloc>(ctx, arg),
-        IOMMU_IOAS_ALLOW_IOVAS => run::<uapi::IoasAllowIovas>(ctx, arg),
-        IOMMU_IOAS_COPY => run::<uapi::IoasCopy>(ctx, arg),
-        IOMMU_IOAS_IOVA_RANGES => run::<uapi::IoasIovaRanges>(ctx, arg),
-        IOMMU_IOAS_MAP => run::<uapi::IoasMap>(ctx, arg),
-        IOMMU_IOAS_MAP_FILE => run::<uapi::IoasMapFile>(ctx, arg),
-        IOMMU_IOAS_UNMAP => run::<uapi::IoasUnmap>(ctx, arg),
-        IOMMU_OPTION => run::<uapi::IommuOption>(ctx, arg),
-        IOMMU_HWPT_ALLOC => run::<uapi::HwptAlloc>(ctx, arg),
-        IOMMU_GET_HW_INFO => run::<uapi::HwInfo>(ctx, arg),
-        IOMMU_EXECUTE_WBINVD => run::<uapi::ExecuteWbinvd>(ctx, arg),
-        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-        IOMMU_TEST_DEVICE_NO_SNOOP => run::<uapi::TestDeviceNoSnoop>(ctx, arg),
-        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-        IOMMU_TEST_COHERENCY_EVENTS => run::<uapi::TestCoherencyEvents>(ctx, arg),
-        _ => unknown(cmd, arg),
-    }
+/// Declares the commands, one line each: `NR: Arg => handler, last`, where `NR` names the
+/// command number in the uAPI header (`IOMMUFD_CMD_NR`), `Arg` the argument's wrapper in
+/// [`uapi`], `handler` the function that carries it out and `last` the last field of the
+/// mandatory prefix of the argument (upstream's, for upstream's commands). Makes each `Arg` a
+/// [`Command`] and the dispatcher over all of them.
+macro_rules! commands {
+    ($($(#[$attr:meta])* $nr:ident: $arg:ident => $handler:path, $last:ident;)*) => {
+        $(
+            $(#[$attr])*
+            impl Command for uapi::$arg {
+                const CMD: u32 = _IO(IOMMUFD_TYPE, kernel::uapi::$nr);
+                const MIN_SIZE: usize = offset_of!(uapi::$arg, 0.$last)
+                    + field_size(|s: &uapi::$arg| &s.0.$last);
+
+                fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
+                    $handler(ctx, cmd, ucmd)
+                }
+            }
+        )*
+
+        /// Handles one ioctl on `/dev/iommu`.
+        pub(crate) fn dispatch(ctx: &Ctx, cmd: u32, arg: usize) -> Result {
+            $(
+                $(#[$attr])*
+                if cmd == <uapi::$arg as Command>::CMD {
+                    return run::<uapi::$arg>(ctx, arg);
+                }
+            )*
+            unknown(cmd, arg)
+        }
+    };
+}
+
+commands! {
+    IOMMUFD_CMD_DESTROY: Destroy => destroy, id;
+    IOMMUFD_CMD_IOAS_ALLOC: IoasAlloc => ioas::alloc, out_ioas_id;
+    IOMMUFD_CMD_IOAS_ALLOW_IOVAS: IoasAllowIovas => ioas::allow_iovas, allowed_iovas;
+    IOMMUFD_CMD_IOAS_COPY: IoasCopy => ioas::copy, src_iova;
+    IOMMUFD_CMD_IOAS_IOVA_RANGES: IoasIovaRanges => ioas::iova_ranges, out_iova_alignment;
+    IOMMUFD_CMD_IOAS_MAP: IoasMap => ioas::map, iova;
+    IOMMUFD_CMD_IOAS_MAP_FILE: IoasMapFile => ioas::map_file, iova;
+    IOMMUFD_CMD_IOAS_UNMAP: IoasUnmap => ioas::unmap, length;
+    IOMMUFD_CMD_OPTION: IommuOption => option, val64;
+    IOMMUFD_CMD_HWPT_ALLOC: HwptAlloc => device::hwpt_alloc, __reserved;
+    IOMMUFD_CMD_GET_HW_INFO: HwInfo => device::get_hw_info, __reserved;
+    IOMMUFD_CMD_EXECUTE_WBINVD: ExecuteWbinvd => device::execute_wbinvd, flags;
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    IOMMUFD_CMD_TEST_DEVICE_NO_SNOOP: TestDeviceNoSnoop => test::no_snoop, __reserved;
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    IOMMUFD_CMD_TEST_COHERENCY_EVENTS: TestCoherencyEvents => test::events, out_state;
 }
 
 /// The numbers upstream's command table spans (`_IOC_NR`, whatever the type letter): for
@@ -205,123 +217,47 @@ fn unknown(cmd: u32, arg: usize) -> Result {
     Err(ENOTTY)
 }
 
-impl Command for uapi::Destroy {
-    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_destroy, id) + 4;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, _ucmd: &Ucmd) -> Result {
-        ctx.objects.destroy(cmd.0.id)?;
-        // Nothing a device is attached to can be destroyed, so the state is unchanged; the
-        // subscribers hear about it all the same.
-        ctx.publish_coherency();
-        Ok(())
-    }
+/// `IOMMU_DESTROY`: destroys an object userspace made, unless something uses it (`EBUSY`).
+fn destroy(ctx: &Ctx, cmd: &mut uapi::Destroy, _ucmd: &Ucmd) -> Result {
+    ctx.objects.destroy(cmd.0.id)?;
+    // Nothing a device is attached to can be destroyed, so the state is unchanged; the
+    // subscribers hear about it all the same.
+    ctx.publish_coherency();
+    Ok(())
 }
 
-impl Command for uapi::IoasAlloc {
-    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_ioas_alloc, out_ioas_id) + 4;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
-        ioas::alloc(ctx, cmd, ucmd)
+/// `IOMMU_OPTION`: reads or sets an option of the context or of an IOAS. Only `val64` is written
+/// back.
+fn option(ctx: &Ctx, cmd: &mut uapi::IommuOption, ucmd: &Ucmd) -> Result {
+    if cmd.0.__reserved != 0 {
+        return Err(EOPNOTSUPP);
     }
+    match cmd.0.option_id {
+        OPTION_RLIMIT_MODE => rlimit_mode(ctx, cmd)?,
+        OPTION_HUGE_PAGES => ioas::option_huge_pages(ctx, cmd)?,
+        _ => return Err(EOPNOTSUPP),
+    }
+    ucmd.write_at(offset_of!(iommu_option, val64), &cmd.0.val64)
 }
 
-impl Command for uapi::IoasIovaRanges {
-    const MIN_SIZE: usize =
-        core::mem::offset_of!(kernel::uapi::iommu_ioas_iova_ranges, out_iova_alignment) + 8;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
-        ioas::iova_ranges(ctx, cmd, ucmd)
+/// `IOMMU_OPTION_RLIMIT_MODE`: where pinned pages are charged (0: the user's `RLIMIT_MEMLOCK`,
+/// 1: the mm's). Setting it needs `CAP_SYS_RESOURCE` and a context with no object yet.
+fn rlimit_mode(ctx: &Ctx, cmd: &mut uapi::IommuOption) -> Result {
+    if cmd.0.object_id != 0 {
+        return Err(EOPNOTSUPP);
     }
-}
-
-impl Command for uapi::IoasMap {
-    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_ioas_map, iova) + 8;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
-        ioas::map(ctx, cmd, ucmd)
-    }
-}
-
-impl Command for uapi::IoasMapFile {
-    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_ioas_map_file, iova) + 8;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
-        ioas::map_file(ctx, cmd, ucmd)
-    }
-}
-
-impl Command for uapi::IoasUnmap {
-    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_ioas_unmap, length) + 8;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
-        ioas::unmap(ctx, cmd, ucmd)
-    }
-}
-
-impl Command for uapi::IoasAllowIovas {
-    const MIN_SIZE: usize =
-        core::mem::offset_of!(kernel::uapi::iommu_ioas_allow_iovas, allowed_iovas) + 8;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, _ucmd: &Ucmd) -> Result {
-        ioas::allow_iovas(ctx, cmd)
-    }
-}
-
-impl Command for uapi::IoasCopy {
-    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_ioas_copy, src_iova) + 8;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
-        ioas::copy(ctx, cmd, ucmd)
-    }
-}
-
-impl Command for uapi::HwptAlloc {
-    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_hwpt_alloc, __reserved) + 4;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
-        hwpt::alloc(ctx, cmd, ucmd)
-    }
-}
-
-impl Command for uapi::HwInfo {
-    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_hw_info, __reserved) + 3;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
-        device::get_hw_info(ctx, cmd, ucmd)
-    }
-}
-
-impl Command for uapi::ExecuteWbinvd {
-    const MIN_SIZE: usize = size_of::<Self>();
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, _ucmd: &Ucmd) -> Result {
-        ctx::execute_wbinvd(ctx, cmd)
-    }
-}
-
-#[cfg(CONFIG_IOMMUFD_RS_TEST)]
-impl Command for uapi::TestDeviceNoSnoop {
-    const MIN_SIZE: usize = size_of::<Self>();
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, _ucmd: &Ucmd) -> Result {
-        device::test_no_snoop(ctx, cmd)
-    }
-}
-
-#[cfg(CONFIG_IOMMUFD_RS_TEST)]
-impl Command for uapi::TestCoherencyEvents {
-    const MIN_SIZE: usize = size_of::<Self>();
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
-        device::test_events(ctx, cmd, ucmd)
-    }
-}
-
-impl Command for uapi::IommuOption {
-    const MIN_SIZE: usize = core::mem::offset_of!(kernel::uapi::iommu_option, val64) + 8;
-
-    fn execute(ctx: &Ctx, cmd: &mut Self, ucmd: &Ucmd) -> Result {
-        ctx::option(ctx, cmd, ucmd)
+    match u32::from(cmd.0.op) {
+        OP_GET => {
+            cmd.0.val64 = ctx.rlimit_mode();
+            Ok(())
+        }
+        OP_SET => {
+            if !capable(Capability::SYS_RESOURCE) {
+                return Err(EPERM);
+            }
+            ctx.set_rlimit_mode(cmd.0.val64)
+        }
+        _ => Err(EOPNOTSUPP),
     }
 }
 
@@ -363,24 +299,28 @@ mod tests {
         assert_eq!(<uapi::IoasAllowIovas as Command>::MIN_SIZE, 24);
         assert_eq!(<uapi::IoasCopy as Command>::MIN_SIZE, 40);
         assert_eq!(<uapi::IommuOption as Command>::MIN_SIZE, 24);
+        assert_eq!(<uapi::HwptAlloc as Command>::MIN_SIZE, 24);
+        assert_eq!(<uapi::HwInfo as Command>::MIN_SIZE, 32);
+        // Our extensions: the whole struct.
+        assert_eq!(<uapi::ExecuteWbinvd as Command>::MIN_SIZE, 8);
     }
 
     #[test]
     fn ioctl_numbers() {
         // _IO(';', nr) for each command number.
-        assert_eq!(IOMMU_DESTROY, 0x3b80);
-        assert_eq!(IOMMU_IOAS_ALLOC, 0x3b81);
-        assert_eq!(IOMMU_IOAS_IOVA_RANGES, 0x3b84);
-        assert_eq!(IOMMU_IOAS_ALLOW_IOVAS, 0x3b82);
-        assert_eq!(IOMMU_IOAS_COPY, 0x3b83);
-        assert_eq!(IOMMU_IOAS_MAP, 0x3b85);
-        assert_eq!(IOMMU_IOAS_UNMAP, 0x3b86);
-        assert_eq!(IOMMU_OPTION, 0x3b87);
-        assert_eq!(IOMMU_IOAS_MAP_FILE, 0x3b8f);
-        assert_eq!(IOMMU_HWPT_ALLOC, 0x3b89);
-        assert_eq!(IOMMU_GET_HW_INFO, 0x3b8a);
-        assert_eq!(IOMMU_EXECUTE_WBINVD, 0x3bc0);
-        assert_eq!(IOMMU_TEST_DEVICE_NO_SNOOP, 0x3be0);
-        assert_eq!(IOMMU_TEST_COHERENCY_EVENTS, 0x3be1);
+        assert_eq!(<uapi::Destroy as Command>::CMD, 0x3b80);
+        assert_eq!(<uapi::IoasAlloc as Command>::CMD, 0x3b81);
+        assert_eq!(<uapi::IoasIovaRanges as Command>::CMD, 0x3b84);
+        assert_eq!(<uapi::IoasAllowIovas as Command>::CMD, 0x3b82);
+        assert_eq!(<uapi::IoasCopy as Command>::CMD, 0x3b83);
+        assert_eq!(<uapi::IoasMap as Command>::CMD, 0x3b85);
+        assert_eq!(<uapi::IoasUnmap as Command>::CMD, 0x3b86);
+        assert_eq!(<uapi::IommuOption as Command>::CMD, 0x3b87);
+        assert_eq!(<uapi::IoasMapFile as Command>::CMD, 0x3b8f);
+        assert_eq!(<uapi::HwptAlloc as Command>::CMD, 0x3b89);
+        assert_eq!(<uapi::HwInfo as Command>::CMD, 0x3b8a);
+        assert_eq!(<uapi::ExecuteWbinvd as Command>::CMD, 0x3bc0);
+        assert_eq!(<uapi::TestDeviceNoSnoop as Command>::CMD, 0x3be0);
+        assert_eq!(<uapi::TestCoherencyEvents as Command>::CMD, 0x3be1);
     }
 }

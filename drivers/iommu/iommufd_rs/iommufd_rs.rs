@@ -4,10 +4,21 @@
 //!
 //! Each open of `/dev/iommu` is a [`ctx::Ctx`] holding a table of objects named by small integer
 //! ids ([`object`]). Userspace drives it with the ioctls in `include/uapi/linux/iommufd.h`, all
-//! routed through one dispatcher that enforces the extensible-struct rules ([`ioctl`]). The first
-//! object type is the I/O address space ([`ioas`]), whose IOVA bookkeeping lives in
-//! [`io_pagetable`], over the memory of [`pages`] and the range arithmetic of
-//! [`double_span`].
+//! routed through one table and dispatcher that enforces the extensible-struct rules
+//! ([`ioctl`]); the handlers sit below it, by what they work on. The objects are I/O address
+//! spaces ([`ioas`]), whose IOVA bookkeeping lives in [`io_pagetable`] over the memory of
+//! [`pages`] and the range arithmetic of [`double_span`]; I/O page tables that mirror them
+//! ([`hw_pagetable`]); and devices VFIO binds ([`group`]), whose VFIO-facing operations are in
+//! [`device`] and whose C entry points are in [`kapi`].
+//!
+//! # Layering
+//!
+//! From the top: the crate root and [`ioctl`] (with its handlers), [`kapi`] and [`device`],
+//! [`ctx`] (which names every object type in its `Object` enum), then the object types
+//! ([`group`], [`hw_pagetable`], [`ioas`]) and below them what knows no object type:
+//! [`io_pagetable`], [`pages`], [`double_span`], the generic [`object`] table, [`coherency`],
+//! [`signal`] and [`uapi`]. A module uses only modules below it; nothing below [`ctx`] names the
+//! context, and the ioctl handlers and [`device`] do not use each other.
 //!
 //! The module is named `iommufd`, like the C driver it replaces when `CONFIG_IOMMUFD_RS=y`.
 //!
@@ -53,7 +64,8 @@ mod coherency;
 mod ctx;
 mod device;
 mod double_span;
-mod hwpt;
+mod group;
+mod hw_pagetable;
 mod io_pagetable;
 mod ioas;
 mod ioctl;

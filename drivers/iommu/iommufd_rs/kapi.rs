@@ -20,11 +20,8 @@ use kernel::{
 
 use crate::{
     ctx::Ctx,
-    device::{
-        self,
-        Bound, //
-    },
-    signal::DeviceSignal,
+    device::Bound,
+    signal::DeviceSignal, //
 };
 
 /// `iommufd_ctx_from_file`: if `file` is a `/dev/iommu` file, stores its context in `*out`
@@ -85,7 +82,7 @@ unsafe extern "C" fn iommufd_rs_ctx_has_group(ctx: *const Ctx, group: *const Gro
     }
     // SAFETY: Both are non-NULL, so `ctx` is referenced by the caller (the context lives as
     // long as its file) and `group` is a valid group, for the duration of the call.
-    unsafe { device::ctx_has_group(&*ctx, &*group) }
+    unsafe { (*ctx).groups.contains(&*group) }
 }
 
 /// `iommufd_device_bind`: binds `dev` to `ctx`, stores the object id in `*id` and the handle in

@@ -21,6 +21,10 @@
 //! taken out of the table and then waited for: [`ObjectTable::remove_wait`] returns only once
 //! every ioctl that was using the object has finished with it, as the C driver's `REMOVE_WAIT`.
 //!
+//! The table is generic over what it holds, `E`, an enum of the object types (the context's
+//! `Object`); it knows nothing of those types. A type becomes an object kind, one that can be
+//! looked up, by [`ObjectKind`] ([`object_kind!`] writes that for an enum variant).
+//!
 //! Lock order: the table's lock (the XArray spinlock), then an entry's `users` spinlock. Nothing
 //! sleeps under either, and no object is dropped under them.
 
@@ -41,25 +45,9 @@ use kernel::{
     },
 };
 
-use crate::{
-    device::IDevice,
-    hwpt::HwptPaging,
-    ioas::Ioas, //
-};
-
 /// How long the kernel waits for ioctls to stop using an object it takes away, before it
 /// reports a bug and goes on (the C driver waits as long).
 const REMOVE_WAIT_MS: u32 = 60_000;
-
-/// Every kind of object a context can hold.
-pub(crate) enum Object {
-    /// An I/O address space.
-    Ioas(Arc<Ioas>),
-    /// An I/O page table mirroring an IOAS.
-    Hwpt(Arc<HwptPaging>),
-    /// A device bound by VFIO.
-    Device(Arc<IDevice>),
-}
 
 /// The header of a published object: its id, the count of its users, and the object.
 ///
@@ -68,7 +56,7 @@ pub(crate) enum Object {
 /// `users` counts one for the table while the entry is in it, plus one per live [`ObjRef`] on
 /// it; so it reaches zero only after the entry left the table.
 #[pin_data]
-pub(crate) struct Entry {
+pub(crate) struct Entry<E> {
     /// The id the object was published under. Never changes.
     id: u32,
     /// One for the table plus one per [`ObjRef`].
@@ -78,12 +66,12 @@ pub(crate) struct Entry {
     #[pin]
     released: CondVar,
     /// The object itself.
-    obj: Object,
+    obj: E,
 }
 
-impl Entry {
+impl<E> Entry<E> {
     /// A new entry for `obj` under `id`, with `users` users.
-    fn new(id: u32, users: u32, obj: Object) -> Result<Arc<Self>> {
+    fn new(id: u32, users: u32, obj: E) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 id,
@@ -105,35 +93,37 @@ impl Entry {
     }
 }
 
-/// An object type that can be looked up by id.
+/// An object type that can be looked up by id in an [`ObjectTable`] of `Self::Table`.
 pub(crate) trait ObjectKind: Sized {
+    /// What the table holds: the enum with a variant for this type.
+    type Table;
     /// Returns the object if `obj` is of this type.
-    fn downcast(obj: &Object) -> Option<&Arc<Self>>;
+    fn downcast(obj: &Self::Table) -> Option<&Arc<Self>>;
     /// Wraps the object for the table.
-    fn wrap(obj: Arc<Self>) -> Object;
+    fn wrap(obj: Arc<Self>) -> Self::Table;
 }
 
-/// Implements [`ObjectKind`] for the type held by one variant of [`Object`].
+/// Implements [`ObjectKind`] for `$ty`, held by the variant `$table::$variant`.
 macro_rules! object_kind {
-    ($ty:ty, $variant:ident) => {
-        impl ObjectKind for $ty {
-            fn downcast(obj: &Object) -> Option<&Arc<Self>> {
+    ($ty:ty, $table:ident::$variant:ident) => {
+        impl $crate::object::ObjectKind for $ty {
+            type Table = $table;
+
+            fn downcast(obj: &$table) -> Option<&Arc<Self>> {
                 match obj {
-                    Object::$variant(o) => Some(o),
+                    $table::$variant(o) => Some(o),
+                    #[allow(unreachable_patterns)]
                     _ => None,
                 }
             }
 
-            fn wrap(obj: Arc<Self>) -> Object {
-                Object::$variant(obj)
+            fn wrap(obj: Arc<Self>) -> $table {
+                $table::$variant(obj)
             }
         }
     };
 }
-
-object_kind!(Ioas, Ioas);
-object_kind!(HwptPaging, Hwpt);
-object_kind!(IDevice, Device);
+pub(crate) use object_kind;
 
 /// A counted use of a published object of type `T`, obtained from [`ObjectTable::get`].
 ///
@@ -141,7 +131,7 @@ object_kind!(IDevice, Device);
 /// removal ([`ObjectTable::remove_wait`]) waits for it.
 pub(crate) struct ObjRef<T: ObjectKind> {
     /// The object's header, whose user count includes this use.
-    entry: Arc<Entry>,
+    entry: Arc<Entry<T::Table>>,
     /// The object.
     obj: Arc<T>,
 }
@@ -193,19 +183,19 @@ impl<T: ObjectKind> Drop for ObjRef<T> {
 
 /// The objects of one context, by id.
 #[pin_data]
-pub(crate) struct ObjectTable {
+pub(crate) struct ObjectTable<E: 'static> {
     /// Published objects; reserved ids read as empty.
     #[pin]
-    xa: XArray<Arc<Entry>>,
+    xa: XArray<Arc<Entry<E>>>,
 }
 
 /// An id reserved for an object under construction; see [`ObjectTable::reserve`].
-pub(crate) struct Slot<'a> {
+pub(crate) struct Slot<'a, E: 'static> {
     /// The reserved index in the table.
-    res: Reservation<'a, Arc<Entry>>,
+    res: Reservation<'a, Arc<Entry<E>>>,
 }
 
-impl Slot<'_> {
+impl<E> Slot<'_, E> {
     /// Returns the id the object will have.
     pub(crate) fn id(&self) -> u32 {
         // Ids are reserved in `1..=i32::MAX`, so this cannot truncate.
@@ -213,7 +203,7 @@ impl Slot<'_> {
     }
 
     /// Makes `obj` visible under this slot's id.
-    pub(crate) fn publish(self, obj: Object) -> Result {
+    pub(crate) fn publish(self, obj: E) -> Result {
         let entry = Entry::new(self.id(), 1, obj)?;
         self.res.fill(entry, GFP_KERNEL)?;
         Ok(())
@@ -221,14 +211,14 @@ impl Slot<'_> {
 
     /// Like [`Self::publish`], but also returns a use of the object, so that it cannot be
     /// destroyed before the caller is done with it.
-    pub(crate) fn publish_held<T: ObjectKind>(self, obj: Arc<T>) -> Result<ObjRef<T>> {
+    pub(crate) fn publish_held<T: ObjectKind<Table = E>>(self, obj: Arc<T>) -> Result<ObjRef<T>> {
         let entry = Entry::new(self.id(), 2, T::wrap(obj.clone()))?;
         self.res.fill(entry.clone(), GFP_KERNEL)?;
         Ok(ObjRef { entry, obj })
     }
 }
 
-impl ObjectTable {
+impl<E> ObjectTable<E> {
     /// Creates an empty table.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
@@ -237,7 +227,7 @@ impl ObjectTable {
     }
 
     /// Reserves the lowest free id for a new object.
-    pub(crate) fn reserve(&self) -> Result<Slot<'_>> {
+    pub(crate) fn reserve(&self) -> Result<Slot<'_, E>> {
         let res = self
             .xa
             .lock()
@@ -261,7 +251,7 @@ impl ObjectTable {
     }
 
     /// Looks up the object `id` of type `T`; `ENOENT` if there is none.
-    pub(crate) fn get<T: ObjectKind>(&self, id: u32) -> Result<ObjRef<T>> {
+    pub(crate) fn get<T: ObjectKind<Table = E>>(&self, id: u32) -> Result<ObjRef<T>> {
         let guard = self.xa.lock();
         let entry = guard.get(id as usize).ok_or(ENOENT)?;
         let obj = T::downcast(&entry.obj).ok_or(ENOENT)?.clone();
@@ -276,7 +266,11 @@ impl ObjectTable {
     /// if it was destroyed and its id now names another object, unless that one sits at the
     /// same address (the freed object's memory reused): callers check that what they found
     /// is what they need, not only that it is the same.
-    pub(crate) fn get_same<T: ObjectKind>(&self, id: u32, key: usize) -> Option<ObjRef<T>> {
+    pub(crate) fn get_same<T: ObjectKind<Table = E>>(
+        &self,
+        id: u32,
+        key: usize,
+    ) -> Option<ObjRef<T>> {
         self.get::<T>(id).ok().filter(|r| r.key() == key)
     }
 
@@ -301,7 +295,7 @@ impl ObjectTable {
     /// Drops the use `obj` and destroys the object if nothing but the table uses it any more.
     /// The object is named by identity: if userspace destroyed it meanwhile and its id now
     /// names another object, that one is left alone. Returns whether it was destroyed.
-    pub(crate) fn destroy_held<T: ObjectKind>(&self, obj: ObjRef<T>) -> bool {
+    pub(crate) fn destroy_held<T: ObjectKind<Table = E>>(&self, obj: ObjRef<T>) -> bool {
         let entry = obj.entry.clone();
         drop(obj);
         let removed = {
@@ -324,7 +318,7 @@ impl ObjectTable {
     /// every other use has ended (ioctls that looked it up finish with it). For objects whose
     /// lifetime the kernel, not userspace, ends: when it returns, the object is gone, unless a
     /// bug kept a use for longer than [`REMOVE_WAIT_MS`] (then reported).
-    pub(crate) fn remove_wait<T: ObjectKind>(&self, obj: ObjRef<T>) {
+    pub(crate) fn remove_wait<T: ObjectKind<Table = E>>(&self, obj: ObjRef<T>) {
         let entry = obj.entry.clone();
         drop(obj);
         let removed = {
@@ -365,27 +359,49 @@ impl ObjectTable {
 mod tests {
     use super::*;
 
+    /// An object for the tests.
+    struct Thing;
+
+    /// Another type, so that lookups of the wrong type can be tried.
+    struct Other;
+
+    /// What the test tables hold.
+    enum TestObject {
+        Thing(Arc<Thing>),
+        Other(Arc<Other>),
+    }
+
+    object_kind!(Thing, TestObject::Thing);
+    object_kind!(Other, TestObject::Other);
+
+    type Table = ObjectTable<TestObject>;
+
+    /// A new thing.
+    fn thing() -> Result<Arc<Thing>> {
+        Ok(Arc::new(Thing, GFP_KERNEL)?)
+    }
+
     /// Runs `f` on a fresh, empty table.
-    fn with_table(f: impl FnOnce(&ObjectTable) -> Result) -> Result {
-        let table = KBox::pin_init(ObjectTable::new(), GFP_KERNEL)?;
+    fn with_table(f: impl FnOnce(&Table) -> Result) -> Result {
+        let table = KBox::pin_init(Table::new(), GFP_KERNEL)?;
         f(&table)
     }
 
-    /// Creates an IOAS in `table` and returns its id.
-    fn new_ioas(table: &ObjectTable) -> Result<u32> {
+    /// Creates a thing in `table` and returns its id.
+    fn new_thing(table: &Table) -> Result<u32> {
         let slot = table.reserve()?;
         let id = slot.id();
-        slot.publish(Object::Ioas(Ioas::new(crate::coherency::Mode::Auto)?))?;
+        slot.publish(TestObject::Thing(thing()?))?;
         Ok(id)
     }
 
     #[test]
     fn ids_start_at_one_and_are_reused() -> Result {
         with_table(|table| {
-            assert_eq!(new_ioas(table)?, 1);
-            assert_eq!(new_ioas(table)?, 2);
+            assert_eq!(new_thing(table)?, 1);
+            assert_eq!(new_thing(table)?, 2);
             table.destroy(1)?;
-            assert_eq!(new_ioas(table)?, 1);
+            assert_eq!(new_thing(table)?, 1);
             Ok(())
         })
     }
@@ -395,13 +411,13 @@ mod tests {
         with_table(|table| {
             let slot = table.reserve()?;
             let id = slot.id();
-            assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
+            assert_eq!(table.get::<Thing>(id).err(), Some(ENOENT));
             assert_eq!(table.destroy(id), Err(ENOENT));
             // A second reservation does not get the same id.
             let other = table.reserve()?;
             assert_eq!(other.id(), id + 1);
-            slot.publish(Object::Ioas(Ioas::new(crate::coherency::Mode::Auto)?))?;
-            assert!(table.get::<Ioas>(id).is_ok());
+            slot.publish(TestObject::Thing(thing()?))?;
+            assert!(table.get::<Thing>(id).is_ok());
             Ok(())
         })
     }
@@ -410,9 +426,9 @@ mod tests {
     fn dropped_reservations_leave_nothing() -> Result {
         with_table(|table| {
             let id = table.reserve()?.id();
-            assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
+            assert_eq!(table.get::<Thing>(id).err(), Some(ENOENT));
             // The id is free again.
-            assert_eq!(new_ioas(table)?, id);
+            assert_eq!(new_thing(table)?, id);
             Ok(())
         })
     }
@@ -420,14 +436,14 @@ mod tests {
     #[test]
     fn destroy_refuses_while_in_use() -> Result {
         with_table(|table| {
-            let id = new_ioas(table)?;
-            let user = table.get::<Ioas>(id)?;
+            let id = new_thing(table)?;
+            let user = table.get::<Thing>(id)?;
             assert_eq!(table.destroy(id), Err(EBUSY));
             // Still there, still usable.
-            assert!(table.get::<Ioas>(id).is_ok());
+            assert!(table.get::<Thing>(id).is_ok());
             drop(user);
             table.destroy(id)?;
-            assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
+            assert_eq!(table.get::<Thing>(id).err(), Some(ENOENT));
             assert_eq!(table.destroy(id), Err(ENOENT));
             Ok(())
         })
@@ -436,37 +452,33 @@ mod tests {
     #[test]
     fn destroy_held_names_the_object_not_the_id() -> Result {
         with_table(|table| {
-            let id = new_ioas(table)?;
-            let old = table.get::<Ioas>(id)?;
+            let id = new_thing(table)?;
+            let old = table.get::<Thing>(id)?;
             assert_eq!(old.id(), id);
             // Userspace cannot destroy it while it is used...
             assert_eq!(table.destroy(id), Err(EBUSY));
             // ...and the kernel destroys it only when nothing else uses it.
             let other = old.clone();
             assert!(!table.destroy_held(other));
-            assert!(table.get::<Ioas>(id).is_ok());
+            assert!(table.get::<Thing>(id).is_ok());
             // Gone, and the id reused by a new object: a late destroy of the old one must
             // leave the new one alone, and the key of another live object must not find it.
             drop(old);
             table.destroy(id)?;
-            assert_eq!(new_ioas(table)?, id);
-            let other_id = new_ioas(table)?;
-            let other = table.get::<Ioas>(other_id)?;
-            assert!(table.get_same::<Ioas>(id, other.key()).is_none());
+            assert_eq!(new_thing(table)?, id);
+            let other_id = new_thing(table)?;
+            let other = table.get::<Thing>(other_id)?;
+            assert!(table.get_same::<Thing>(id, other.key()).is_none());
             drop(other);
-            let new = table.get::<Ioas>(id)?;
+            let new = table.get::<Thing>(id)?;
             let stale = ObjRef {
-                entry: Entry::new(
-                    id,
-                    1,
-                    Object::Ioas(Ioas::new(crate::coherency::Mode::Auto)?),
-                )?,
-                obj: Ioas::new(crate::coherency::Mode::Auto)?,
+                entry: Entry::new(id, 1, TestObject::Thing(thing()?))?,
+                obj: thing()?,
             };
             assert!(!table.destroy_held(stale));
-            assert!(table.get_same::<Ioas>(id, new.key()).is_some());
+            assert!(table.get_same::<Thing>(id, new.key()).is_some());
             assert!(table.destroy_held(new));
-            assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
+            assert_eq!(table.get::<Thing>(id).err(), Some(ENOENT));
             Ok(())
         })
     }
@@ -474,13 +486,29 @@ mod tests {
     #[test]
     fn remove_wait_takes_it_away_while_held() -> Result {
         with_table(|table| {
-            let id = new_ioas(table)?;
-            let held = table.get::<Ioas>(id)?;
+            let id = new_thing(table)?;
+            let held = table.get::<Thing>(id)?;
             // No other user: returns at once, and the object is gone even though userspace
             // could not have destroyed it.
             table.remove_wait(held);
-            assert_eq!(table.get::<Ioas>(id).err(), Some(ENOENT));
+            assert_eq!(table.get::<Thing>(id).err(), Some(ENOENT));
             assert_eq!(table.destroy(id), Err(ENOENT));
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn lookups_check_the_type() -> Result {
+        with_table(|table| {
+            let id = new_thing(table)?;
+            assert_eq!(table.get::<Other>(id).err(), Some(ENOENT));
+            assert!(table.contains(id));
+            assert!(table.get::<Thing>(id).is_ok());
+            let slot = table.reserve()?;
+            let other = slot.id();
+            slot.publish(TestObject::Other(Arc::new(Other, GFP_KERNEL)?))?;
+            assert_eq!(table.get::<Thing>(other).err(), Some(ENOENT));
+            assert!(table.get::<Other>(other).is_ok());
             Ok(())
         })
     }
@@ -488,7 +516,7 @@ mod tests {
     #[test]
     fn unknown_ids() -> Result {
         with_table(|table| {
-            assert_eq!(table.get::<Ioas>(0).err(), Some(ENOENT));
+            assert_eq!(table.get::<Thing>(0).err(), Some(ENOENT));
             assert_eq!(table.destroy(0), Err(ENOENT));
             assert_eq!(table.destroy(u32::MAX), Err(ENOENT));
             Ok(())

@@ -9,26 +9,19 @@
 //! device.
 
 use kernel::{
+    device::Device,
     iommu::domain::Domain,
     prelude::*,
-    sync::Arc,
-    uapi::iommu_hwpt_data_type_IOMMU_HWPT_DATA_NONE as DATA_NONE, //
+    sync::Arc, //
 };
 
 use crate::{
     coherency::{
-        self,
+        DevCaps,
         Mode, //
     },
-    ctx::Ctx,
-    device::IDevice,
     ioas::Ioas,
-    ioctl::Ucmd,
-    object::{
-        ObjRef, //
-        Object,
-    },
-    uapi, //
+    object::ObjRef, //
 };
 
 /// A paging HWPT.
@@ -47,16 +40,18 @@ pub(crate) struct HwptPaging {
 }
 
 impl HwptPaging {
-    /// A new HWPT in coherency mode `mode` for the device `idev`, filled with every mapping of
-    /// `ioas`. `EINVAL` if no HWPT in that mode can take the device.
+    /// A new HWPT in coherency mode `mode` for the device `dev`, whose coherency abilities are
+    /// `caps`, filled with every mapping of `ioas`. `EINVAL` if no HWPT in that mode can take
+    /// the device.
     pub(crate) fn new(
         ioas: ObjRef<Ioas>,
-        idev: &IDevice,
+        dev: &Device,
+        caps: DevCaps,
         auto: bool,
         mode: Mode,
     ) -> Result<Arc<Self>> {
-        let enforcing = mode.enforce(idev.iommu_can_enforce(), idev.no_snoop())?;
-        let domain = Domain::new_paging(idev.device())?;
+        let enforcing = mode.enforce(caps.iommu_can_enforce, caps.no_snoop)?;
+        let domain = Domain::new_paging(dev)?;
         // Only possible on an empty domain, so before it is filled.
         if enforcing {
             domain.enforce_cache_coherency()?;
@@ -101,33 +96,6 @@ impl HwptPaging {
     pub(crate) fn is_enforcing(&self) -> bool {
         self.enforcing
     }
-}
-
-/// `IOMMU_HWPT_ALLOC`: creates a paging HWPT on an IOAS for a device, optionally with a
-/// coherency mode (our extension); returns its id.
-///
-/// Nesting, dirty tracking, fault reporting, PASID-compatible HWPTs and driver-specific data are
-/// not supported (`EOPNOTSUPP`).
-pub(crate) fn alloc(ctx: &Ctx, cmd: &mut uapi::HwptAlloc, ucmd: &Ucmd) -> Result {
-    let c = &cmd.0;
-    if c.__reserved != 0 {
-        return Err(EOPNOTSUPP);
-    }
-    if (c.data_type == DATA_NONE) != (c.data_len == 0) {
-        return Err(EINVAL);
-    }
-    let idev = ctx.objects.get::<IDevice>(c.dev_id)?;
-    // Anything but an IOAS (a missing object included) is EINVAL, as upstream.
-    let ioas = ctx.objects.get::<Ioas>(c.pt_id).map_err(|_| EINVAL)?;
-    if c.flags & !coherency::FLAGS != 0 || c.data_type != DATA_NONE {
-        return Err(EOPNOTSUPP);
-    }
-    let mode = Mode::from_flags(c.flags, ioas.mode())?;
-    let hwpt = HwptPaging::new(ioas, &idev, false, mode)?;
-    let slot = ctx.objects.reserve()?;
-    cmd.0.out_hwpt_id = slot.id();
-    ucmd.respond(cmd)?;
-    slot.publish(Object::Hwpt(hwpt))
 }
 
 impl Drop for HwptPaging {
