@@ -27,6 +27,10 @@ use kernel::{
         Arc,
         Mutex, //
     },
+    time::{
+        Instant,
+        Monotonic, //
+    },
 };
 
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
@@ -88,6 +92,10 @@ pub(crate) struct Ctx {
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     #[pin]
     pub(crate) test_events: Subscriber<EventLog>,
+    /// When the context's last `IOMMU_EXECUTE_WBINVD` flush ended; held across a flush, so
+    /// that the flushes of one context run one at a time.
+    #[pin]
+    pub(crate) last_wbinvd: Mutex<Option<Instant<Monotonic>>>,
     /// How pinned pages will be charged (`IOMMU_OPTION_RLIMIT_MODE`): to the mm's `pinned_vm`
     /// (true) or to the user's `locked_vm` (false, the default). Changes only while the context
     /// holds no object.
@@ -108,6 +116,7 @@ impl MiscDevice for Ctx {
                 published <- new_mutex!(Published::default(), "Ctx::published"),
                 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
                 test_events <- Subscriber::new(EventLog::new()),
+                last_wbinvd <- new_mutex!(None, "Ctx::last_wbinvd"),
                 account_to_mm: Atomic::new(false),
             }),
             GFP_KERNEL,

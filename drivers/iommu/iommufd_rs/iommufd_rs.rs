@@ -34,14 +34,15 @@
 //!
 //! Outermost first; a lock may be taken while holding only locks listed above it:
 //!
-//! 1. `Ctx::groups` (the bound devices' groups of a context), or `Ctx::published` (what
+//! 1. `Ctx::last_wbinvd` (held across a context's `IOMMU_EXECUTE_WBINVD` flush),
+//! 2. `Ctx::groups` (the bound devices' groups of a context), or `Ctx::published` (what
 //!    the context's devices last published about their coherency),
-//! 2. `IGroup::state` (what a group is attached to; the IOMMU core's group mutex is taken
+//! 3. `IGroup::state` (what a group is attached to; the IOMMU core's group mutex is taken
 //!    under it when the group attaches, moves or detaches),
-//! 3. `Ioas::iova` (the IOVA space and its domains; never for two IOASes at once, see
+//! 4. `Ioas::iova` (the IOVA space and its domains; never for two IOASes at once, see
 //!    `IOMMU_IOAS_COPY`),
-//! 4. `Pages::pins` (the pins of some memory, shared by the areas over it),
-//! 5. the object table's XArray spinlock, then an object's `users` spinlock.
+//! 5. `Pages::pins` (the pins of some memory, shared by the areas over it),
+//! 6. the object table's XArray spinlock, then an object's `users` spinlock.
 //!
 //! `Ioas::auto_hwpts` and `DeviceSignal::devices` (the module's coherency signal) are leaves. Notifier chains are
 //! called with no lock of this driver held. Lockdep checks this order in every test run.

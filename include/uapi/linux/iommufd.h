@@ -1594,18 +1594,23 @@ struct iommu_hw_queue_alloc {
  * @size: sizeof(struct iommu_execute_wbinvd)
  * @flags: Must be 0 (EOPNOTSUPP otherwise)
  *
- * iommufd-rs extension. Writes back and invalidates the data caches of every
- * CPU (x86 WBINVD on all CPUs), for a VMM that emulates a guest's WBINVD
- * itself instead of leaving it to KVM. A caller is entitled to it only while
- * a device bound to this iommufd does non-coherent DMA (the state
- * IOMMU_HW_CAP_NONCOHERENT_DMA reports): only then can the device's writes
- * bypass the caches the flush is about. Otherwise the command fails with
- * EPERM and flushes nothing. EOPNOTSUPP on architectures without such an
- * instruction.
+ * iommufd-rs extension. Writes back and invalidates the data caches of the
+ * CPUs the calling thread may run on (x86 WBINVD on each CPU of its
+ * affinity mask), for a VMM that emulates a guest's WBINVD itself instead
+ * of leaving it to KVM; KVM likewise flushes only the CPUs a vCPU ran on,
+ * so a vCPU thread should call it with the affinity it runs the vCPU with.
+ * A caller is entitled to it only while a device bound to this iommufd does
+ * non-coherent DMA (the state IOMMU_HW_CAP_NONCOHERENT_DMA reports): only
+ * then can the device's writes bypass the caches the flush is about.
+ * Otherwise the command fails with EPERM and flushes nothing. EOPNOTSUPP on
+ * architectures without such an instruction.
  *
- * A flush of every CPU stalls all of them for the time the hardware takes to
- * write back its caches, other tenants included; the entitlement above is
- * what limits who can impose that cost (see
+ * A flush stalls the CPUs it reaches for the time the hardware takes to
+ * write back their caches, and drains caches they share with other CPUs,
+ * other tenants' included. The entitlement above limits who can impose that
+ * cost and the CPU set limits where; the flushes of one iommufd also run
+ * one at a time and at least one millisecond apart (a caller that comes
+ * sooner waits), so one iommufd imposes at most a thousand a second (see
  * Documentation/iommufd_rs/coherency.rst).
  */
 struct iommu_execute_wbinvd {

@@ -28,6 +28,13 @@ use kernel::{
     },
 };
 
+#[cfg(CONFIG_X86)]
+use kernel::time::{
+    delay::fsleep,
+    Delta,
+    Instant, //
+};
+
 use crate::{
     coherency::{
         self,
@@ -143,9 +150,16 @@ pub(crate) fn get_hw_info(ctx: &Ctx, cmd: &mut uapi::HwInfo, ucmd: &Ucmd) -> Res
 /// Keeps the size of `struct iommu_hw_info` and the offset the C driver checks in sync.
 const _: () = assert!(offset_of!(iommu_hw_info, out_capabilities) == 32);
 
-/// `IOMMU_EXECUTE_WBINVD` (our extension): writes back and invalidates every CPU's caches, for
-/// a caller that has a device doing non-coherent DMA through this context (`EPERM` otherwise:
-/// without one the flush protects nothing and only costs every other user of the machine).
+/// The shortest time between two flushes of one context (`IOMMU_EXECUTE_WBINVD`): at most a
+/// thousand a second, whatever the caller does.
+#[cfg(CONFIG_X86)]
+const WBINVD_INTERVAL: Delta = Delta::from_millis(1);
+
+/// `IOMMU_EXECUTE_WBINVD` (our extension): writes back and invalidates the caches of the CPUs
+/// the caller may run on, for a caller that has a device doing non-coherent DMA through this
+/// context (`EPERM` otherwise: without one the flush protects nothing and only costs the other
+/// users of those CPUs and of the caches they share). A context's flushes run one at a time,
+/// [`WBINVD_INTERVAL`] apart at least: a caller that comes sooner waits.
 pub(crate) fn execute_wbinvd(ctx: &Ctx, cmd: &mut uapi::ExecuteWbinvd, _ucmd: &Ucmd) -> Result {
     if cmd.0.flags != 0 || !cfg!(CONFIG_X86) {
         return Err(EOPNOTSUPP);
@@ -154,6 +168,19 @@ pub(crate) fn execute_wbinvd(ctx: &Ctx, cmd: &mut uapi::ExecuteWbinvd, _ucmd: &U
         return Err(EPERM);
     }
     #[cfg(CONFIG_X86)]
-    kernel::cache::wbinvd_on_all_cpus();
+    {
+        let mut last = ctx.last_wbinvd.lock();
+        if let Some(since) = last.map(|t| t.elapsed()) {
+            if since < WBINVD_INTERVAL {
+                fsleep(WBINVD_INTERVAL - since);
+                // The device may have stopped doing non-coherent DMA meanwhile.
+                if !ctx.noncoherent_dma() {
+                    return Err(EPERM);
+                }
+            }
+        }
+        kernel::cache::wbinvd_on_current_cpus()?;
+        *last = Some(Instant::now());
+    }
     Ok(())
 }

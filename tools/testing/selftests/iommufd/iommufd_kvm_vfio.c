@@ -16,9 +16,9 @@
  * then calls the host's wbinvd_on_cpus_mask() exactly once per instruction
  * when the VM has non-coherent DMA and does nothing otherwise. A kprobe on
  * that function, read from tracefs's kprobe_profile, counts the calls, so
- * one guest run must cost exactly GUEST_WBINVDS calls or none at all. A
- * second kprobe, on wbinvd_on_all_cpus(), counts IOMMU_EXECUTE_WBINVD's
- * flushes.
+ * one guest run must cost exactly GUEST_WBINVDS calls or none at all.
+ * IOMMU_EXECUTE_WBINVD calls it too, once per flush; a second kprobe, on
+ * __wbinvd(), which runs on each CPU a flush reaches, counts the CPUs.
  *
  * The VM runs in several profiles: emulated VT-d with snoop control on or
  * off, virtio-iommu (which cannot enforce coherency), and, proposed, AMD-Vi
@@ -55,6 +55,8 @@
  *   kvfio.unbind_after_file_del        lifetime: close the cdev attached
  *   kvfio.group_file                   /dev/vfio/<group>
  *   kvfio.execute_wbinvd               IOMMU_EXECUTE_WBINVD
+ *   kvfio.execute_wbinvd_callers_cpus  ... flushes only the caller's CPUs
+ *   kvfio.execute_wbinvd_rate          ... at most one flush per ms
  *
  * Missing devices, modules, tracefs or kprobes are failures, never skips.
  * Every test runs in its own process and sets up (and tears down) its own
@@ -62,12 +64,14 @@
  */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <linux/kvm.h>
 #include <linux/kvm_vfio_coherency.h>
 
@@ -1564,22 +1568,36 @@ TEST_F_TIMEOUT(kvfio, group_file, GUEST_TIMEOUT)
 /* IOMMU_EXECUTE_WBINVD                                                   */
 /* ---------------------------------------------------------------------- */
 
+/* The CPUs the calling thread may run on. */
+static int allowed_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return -errno;
+	return CPU_COUNT(&set);
+}
+
 /*
- * IOMMU_EXECUTE_WBINVD must flush all CPUs (one wbinvd_on_all_cpus() call)
- * exactly while a device bound to that iommufd has non-coherent DMA, and
- * refuse without flushing otherwise.
+ * IOMMU_EXECUTE_WBINVD must flush the CPUs the caller may run on (one
+ * wbinvd_on_cpus_mask() call, reaching each of them once) exactly while a
+ * device bound to that iommufd has non-coherent DMA, and refuse without
+ * flushing otherwise.
  *
- * The call count is compared exactly; other kernel callers of
- * wbinvd_on_all_cpus() (cache-attribute changes, SEV, TDX) do not run in
- * the quiet test VM.
+ * The counts are compared exactly; no other kernel caller of those
+ * functions (KVM without a running vCPU, cache-attribute changes, SEV,
+ * TDX) runs in the quiet test VM.
  */
 static void __expect_execute(struct __test_metadata *_metadata, int fd,
 			     __u32 flags, int err, const char *when)
 {
-	__u64 before, after;
-	int rc;
+	__u64 calls, cpus;
+	int rc, allowed;
 
-	before = __probe_calls(_metadata, PROBE_ALL);
+	allowed = allowed_cpus();
+	ASSERT_LT(0, allowed) TH_LOG("sched_getaffinity: %s", strerror(-allowed));
+	calls = __probe_calls(_metadata, PROBE_MASK);
+	cpus = __probe_calls(_metadata, PROBE_CPU);
 	rc = execute_wbinvd(fd, flags);
 	if (err) {
 		EXPECT_ERRNO(err, rc)
@@ -1589,10 +1607,14 @@ static void __expect_execute(struct __test_metadata *_metadata, int fd,
 			TH_LOG("%s: EXECUTE_WBINVD: %s", when,
 			       strerror(errno));
 	}
-	after = __probe_calls(_metadata, PROBE_ALL);
-	EXPECT_EQ((__u64)(err ? 0 : 1), after - before)
-		TH_LOG("%s: wbinvd_on_all_cpus() ran %llu times", when,
-		       (unsigned long long)(after - before));
+	calls = __probe_calls(_metadata, PROBE_MASK) - calls;
+	cpus = __probe_calls(_metadata, PROBE_CPU) - cpus;
+	EXPECT_EQ((__u64)(err ? 0 : 1), calls)
+		TH_LOG("%s: wbinvd_on_cpus_mask() ran %llu times", when,
+		       (unsigned long long)calls);
+	EXPECT_EQ((__u64)(err ? 0 : allowed), cpus)
+		TH_LOG("%s: %llu CPUs flushed, the caller may run on %d", when,
+		       (unsigned long long)cpus, allowed);
 }
 #define expect_execute(fd, flags, err, when) \
 	__expect_execute(_metadata, fd, flags, err, when)
@@ -1641,6 +1663,100 @@ TEST_F(kvfio, execute_wbinvd)
 	expect_execute(e->fd, 0, EPERM, "detached");
 	test_ioctl_destroy_fd(e->fd, auto_ioas);
 	test_ioctl_destroy_fd(e->fd, nc_ioas);
+}
+
+/* Makes the device of @e do non-coherent DMA: box 1 or 3, noncoherent IOAS. */
+static __u32 __entitle(struct __test_metadata *_metadata, struct env *e)
+{
+	__u32 ioas;
+
+	__env_bind(_metadata, e);
+	__no_snoop(_metadata, e->fd, e->devid, 1);
+	ioas = __ioas_alloc(_metadata, e->fd, IOAS_NONCOHERENT);
+	attach(e->edu, ioas);
+	expect_dev_nc(e->fd, e->devid, true, "noncoherent IOAS");
+	return ioas;
+}
+
+/* Restricts the calling thread to the CPUs of @set. */
+static int set_cpus(cpu_set_t *set)
+{
+	return sched_setaffinity(0, sizeof(*set), set);
+}
+
+/*
+ * The flush reaches the CPUs the caller may run on, and no other: pinned to
+ * one CPU it flushes that one only, whichever it is; allowed on all, all.
+ */
+TEST_F(kvfio, execute_wbinvd_callers_cpus)
+{
+	struct env *e = &self->e;
+	int cpu, ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t all, one;
+	__u32 ioas;
+
+	ASSERT_LE(2, ncpus)
+		TH_LOG("the test VM needs two CPUs or more to tell them apart");
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(all), &all));
+	ioas = __entitle(_metadata, e);
+
+	for (cpu = 0; cpu < ncpus; cpu++) {
+		char when[64];
+
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		ASSERT_EQ(0, set_cpus(&one))
+			TH_LOG("pinning to CPU %d: %s", cpu, strerror(errno));
+		snprintf(when, sizeof(when), "pinned to CPU %d", cpu);
+		expect_execute(e->fd, 0, 0, when);
+	}
+	ASSERT_EQ(0, set_cpus(&all));
+	ASSERT_EQ(ncpus, allowed_cpus());
+	expect_execute(e->fd, 0, 0, "allowed on every CPU");
+
+	detach(e->edu);
+	test_ioctl_destroy_fd(e->fd, ioas);
+}
+
+/* Flushes of one context are a millisecond apart at least. */
+#define RATE_CALLS 200
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/*
+ * RATE_CALLS flushes in a row cannot take less than RATE_CALLS - 1
+ * milliseconds, however fast the machine (a lower bound only: a slow
+ * machine passes too).  Each call still flushes.
+ */
+TEST_F(kvfio, execute_wbinvd_rate)
+{
+	struct env *e = &self->e;
+	__u64 calls;
+	double start, took;
+	__u32 ioas;
+	int i;
+
+	ioas = __entitle(_metadata, e);
+	calls = __probe_calls(_metadata, PROBE_MASK);
+	start = now_ms();
+	for (i = 0; i < RATE_CALLS; i++)
+		ASSERT_EQ(0, execute_wbinvd(e->fd, 0))
+			TH_LOG("call %d: %s", i, strerror(errno));
+	took = now_ms() - start;
+	calls = __probe_calls(_metadata, PROBE_MASK) - calls;
+	EXPECT_EQ((__u64)RATE_CALLS, calls);
+	EXPECT_LE((double)(RATE_CALLS - 1), took)
+		TH_LOG("%d flushes took %.1f ms", RATE_CALLS, took);
+	TH_LOG("%d flushes in %.1f ms", RATE_CALLS, took);
+
+	detach(e->edu);
+	test_ioctl_destroy_fd(e->fd, ioas);
 }
 
 TEST_HARNESS_MAIN

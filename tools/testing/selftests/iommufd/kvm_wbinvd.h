@@ -36,8 +36,9 @@
 #define KPROBE_GROUP "iommufd_rs_kvm"
 
 enum probe_id {
-	PROBE_MASK,	/* KVM's flush for a guest WBINVD */
-	PROBE_ALL,	/* IOMMU_EXECUTE_WBINVD's flush */
+	PROBE_MASK,	/* a flush of some CPUs: KVM's for a guest WBINVD,
+			 * IOMMU_EXECUTE_WBINVD's */
+	PROBE_CPU,	/* one CPU's part of any such flush */
 	NR_PROBES,
 };
 
@@ -46,7 +47,7 @@ static const struct {
 	const char *symbol;
 } probes[NR_PROBES] = {
 	[PROBE_MASK] = { "wbinvd_mask", "wbinvd_on_cpus_mask" },
-	[PROBE_ALL] = { "wbinvd_all", "wbinvd_on_all_cpus" },
+	[PROBE_CPU] = { "wbinvd_cpu", "__wbinvd" },
 };
 
 /*
