@@ -96,7 +96,11 @@ impl Area {
     /// Maps the area, whose first IOVA is `start`, into `domain`: all of it, or nothing on
     /// error. The area's pages must be pinned, and `start`, the length and `start_byte` page
     /// aligned (they are while a domain is attached, see [`IovaSpace::alignment`]).
-    fn map_into(&self, start: u64, domain: &Domain) -> Result {
+    ///
+    /// Each physically contiguous run of pages is mapped in calls of at most `max_chunk` bytes
+    /// (a multiple of `PAGE_SIZE`): `PAGE_SIZE` keeps the IOMMU driver from using larger page
+    /// table entries (`IOMMU_OPTION_HUGE_PAGES` off).
+    fn map_into(&self, start: u64, domain: &Domain, max_chunk: usize) -> Result {
         let length = self.last - start + 1;
         // Checked where areas are made; an unaligned area here would be mapped short.
         if start % PAGE != 0 || length % PAGE != 0 || self.start_byte % PAGE_SIZE != 0 {
@@ -110,12 +114,17 @@ impl Area {
             .pages
             .for_each_run(first_page, npages, |index, phys, count| {
                 let iova = start + ((index - first_page) * PAGE_SIZE) as u64;
-                let size = count * PAGE_SIZE;
-                // SAFETY: The pages are pinned (the caller's requirement) and stay pinned while the
-                // area is mapped in a domain: the area's pin reference is only dropped after
-                // `unmap_from` has run on every domain of the IOAS (`IovaSpace::release`).
-                unsafe { domain.map(iova, phys, size, prot) }?;
-                mapped += size;
+                let mut done = 0usize;
+                while done < count * PAGE_SIZE {
+                    let size = (count * PAGE_SIZE - done).min(max_chunk);
+                    // SAFETY: The pages are pinned (the caller's requirement) and stay pinned
+                    // while the area is mapped in a domain: the area's pin reference is only
+                    // dropped after `unmap_from` has run on every domain of the IOAS
+                    // (`IovaSpace::release`).
+                    unsafe { domain.map(iova + done as u64, phys + done as u64, size, prot) }?;
+                    done += size;
+                    mapped += size;
+                }
                 Ok(())
             });
         if res.is_err() && mapped != 0 && !unmap_exactly(domain, start, mapped) {
@@ -196,9 +205,13 @@ impl IovaSpace {
 
     /// Allows or forbids pages larger than `PAGE_SIZE`.
     ///
-    /// Forbidding them makes every mapping page aligned, so it fails with `EADDRINUSE` while a
-    /// mapping is not.
+    /// Forbidding them fails with `EINVAL` while a domain holds mappings (which may already use
+    /// large pages), as upstream; it also makes every mapping page aligned, so it fails with
+    /// `EADDRINUSE` while a mapping is not.
     pub(crate) fn set_large_pages(&mut self, enable: bool) -> Result {
+        if !enable && self.large_pages && !self.domains.is_empty() && !self.areas.is_empty() {
+            return Err(EINVAL);
+        }
         let alignment = if enable { 1 } else { PAGE };
         self.check_areas_aligned(alignment)?;
         self.large_pages = enable;
@@ -429,6 +442,15 @@ impl IovaSpace {
         Ok(iova)
     }
 
+    /// The most bytes one call into the IOMMU driver may map (see [`Area::map_into`]).
+    fn map_chunk(&self) -> usize {
+        if self.large_pages {
+            usize::MAX
+        } else {
+            PAGE_SIZE
+        }
+    }
+
     /// Makes a new area, whose first IOVA is `start`, visible to the domains: pins its pages
     /// and maps it in each. Nothing to do without a domain. All or nothing.
     fn acquire(&self, start: u64, area: &Area) -> Result {
@@ -437,7 +459,7 @@ impl IovaSpace {
         }
         area.pages.pin_get()?;
         for (i, domain) in self.domains.iter().enumerate() {
-            if let Err(e) = area.map_into(start, domain) {
+            if let Err(e) = area.map_into(start, domain, self.map_chunk()) {
                 for done in &self.domains[..i] {
                     area.unmap_from(start, done);
                 }
@@ -496,6 +518,7 @@ impl IovaSpace {
         self.add_reserved(owner, &outside)?;
 
         let first = self.domains.is_empty();
+        let chunk = self.map_chunk();
         let mut done: Option<u64> = None;
         let mut res = Ok(());
         for (start, area) in self.areas.iter() {
@@ -505,7 +528,7 @@ impl IovaSpace {
                     break;
                 }
             }
-            if let Err(e) = area.map_into(*start, &domain) {
+            if let Err(e) = area.map_into(*start, &domain, chunk) {
                 if first {
                     area.pages.pin_put();
                 }

@@ -33,6 +33,7 @@
  * started. Missing devices are failures, not skips.
  */
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 
 #include "iommufd_utils.h"
@@ -344,6 +345,53 @@ FIXTURE_TEARDOWN(vfio_device)
 		*(hwptp) = *(ioasp);                                          \
 		test_ioctl_vfio_attach(self->dev, hwptp);                     \
 	})
+
+/* --- the IOMMU driver's map calls, from the iommu:map trace event ------ */
+
+#define TRACEFS_DIR "/sys/kernel/tracing"
+
+/* Starts (or stops) recording iommu:map events, from an empty trace. */
+static int trace_iommu_maps(bool on)
+{
+	int rc;
+
+	if (access(TRACEFS_DIR "/trace", F_OK) &&
+	    mount("tracefs", TRACEFS_DIR, "tracefs", 0, NULL) && errno != EBUSY)
+		return -errno;
+	rc = write_file(TRACEFS_DIR "/events/iommu/map/enable",
+			on ? "1\n" : "0\n", 0);
+	if (rc)
+		return rc;
+	return write_file(TRACEFS_DIR "/trace", "", O_TRUNC);
+}
+
+/*
+ * The iommu_map() calls traced since the last trace_iommu_maps(): how many,
+ * and the largest size.  -errno if the trace cannot be read.
+ */
+static int traced_maps(unsigned long *count, unsigned long *largest)
+{
+	char line[512];
+	FILE *f;
+
+	*count = *largest = 0;
+	f = fopen(TRACEFS_DIR "/trace", "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, " map: IOMMU:");
+		unsigned long size;
+
+		if (!p || !(p = strstr(p, "size=")) ||
+		    sscanf(p, "size=%lu", &size) != 1)
+			continue;
+		(*count)++;
+		if (size > *largest)
+			*largest = size;
+	}
+	fclose(f);
+	return 0;
+}
 
 /* --- binding ---------------------------------------------------------- */
 
@@ -853,6 +901,81 @@ TEST_F(vfio_device, pin_on_map)
 	expect_vmpin(NPAGES);
 	test_ioctl_ioas_unmap(ioas_id, iova, NPAGES * PSZ);
 	expect_vmpin(0);
+}
+
+/*
+ * IOMMU_OPTION_HUGE_PAGES off: the IOAS's pages go to the IOMMU one
+ * PAGE_SIZE at a time, so no I/O page table entry covers more, even for
+ * a transparent huge page; turning it off while a domain holds mappings
+ * (which may use large entries already) is EINVAL, as upstream.  With the
+ * option on, the same huge page goes in one call: that is how the test
+ * knows it got a huge page.
+ */
+TEST_F(vfio_device, huge_pages_off_maps_small_iotes)
+{
+	const unsigned long huge = 2UL << 20;
+	unsigned long count, largest;
+	__u32 devid = 0, ioas_id, hwpt_id;
+	__u64 v = 0, iova = 64 * huge;
+	char *raw, *thp;
+
+	raw = mmap(NULL, 2 * huge, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, raw);
+	thp = (char *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
+	write_file("/sys/kernel/mm/transparent_hugepage/enabled", "madvise",
+		   0);
+	ASSERT_EQ(0, madvise(thp, huge, MADV_HUGEPAGE));
+	memset(thp, 0x3c, huge);
+
+	bind_alloc_attach(&devid, &ioas_id, &hwpt_id);
+	ASSERT_EQ(0, trace_iommu_maps(true))
+		TH_LOG("tracing iommu:map: %s", strerror(errno));
+
+	/* on (the default): the huge page in one call */
+	test_ioctl_ioas_map_fixed(ioas_id, thp, huge, iova);
+	ASSERT_EQ(0, traced_maps(&count, &largest));
+	ASSERT_EQ(huge, largest)
+		TH_LOG("with huge pages on, %lu map calls, the largest of %lu "
+		       "bytes: no transparent huge page to test with?",
+		       count, largest);
+
+	/* a domain with a mapping: EINVAL, nothing changes */
+	EXPECT_ERRNO(EINVAL, _test_ioctl_option(self->fd,
+						IOMMU_OPTION_HUGE_PAGES,
+						IOMMU_OPTION_OP_SET, ioas_id,
+						&v));
+	v = 2;
+	ASSERT_EQ(0, _test_ioctl_option(self->fd, IOMMU_OPTION_HUGE_PAGES,
+					IOMMU_OPTION_OP_GET, ioas_id, &v));
+	EXPECT_EQ(1ULL, v);
+	test_ioctl_ioas_unmap(ioas_id, iova, huge);
+
+	/* a domain without mappings: off */
+	v = 0;
+	ASSERT_EQ(0, _test_ioctl_option(self->fd, IOMMU_OPTION_HUGE_PAGES,
+					IOMMU_OPTION_OP_SET, ioas_id, &v));
+	ASSERT_EQ(0, trace_iommu_maps(true));
+	test_ioctl_ioas_map_fixed(ioas_id, thp, huge, iova);
+	ASSERT_EQ(0, traced_maps(&count, &largest));
+	EXPECT_EQ((unsigned long)PSZ, largest)
+		TH_LOG("with huge pages off, a map call of %lu bytes", largest);
+	EXPECT_EQ(huge / PSZ, count);
+	expect_vmpin(huge / PSZ);
+
+	/* and a second domain is filled the same way */
+	ASSERT_EQ(0, trace_iommu_maps(true));
+	test_ioctl_vfio_detach(self->dev);
+	hwpt_id = ioas_id;
+	test_ioctl_vfio_attach(self->dev, &hwpt_id);
+	ASSERT_EQ(0, traced_maps(&count, &largest));
+	EXPECT_EQ((unsigned long)PSZ, largest);
+	EXPECT_EQ(huge / PSZ, count);
+
+	ASSERT_EQ(0, trace_iommu_maps(false));
+	test_ioctl_ioas_unmap(ioas_id, iova, huge);
+	test_ioctl_vfio_detach(self->dev);
+	munmap(raw, 2 * huge);
 }
 
 /* memfd-backed memory (QEMU's fd-backed guest RAM) is pinned like anonymous memory */
