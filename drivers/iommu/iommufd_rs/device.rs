@@ -70,8 +70,9 @@ impl Bound {
     /// Binds `dev` to `ctx`: takes its DMA ownership and creates its object.
     ///
     /// `EINVAL` if its IOMMU cannot make DMA cache coherent, `ENODEV` without an IOMMU, `EPERM`
-    /// if its MSIs are not isolated (unless the `allow_unsafe_interrupts` module parameter
-    /// says otherwise), `EBUSY` if a kernel driver or another context owns its group's DMA.
+    /// if its MSIs are not isolated (unless the `allow_unsafe_interrupts` module parameter, which
+    /// sysfs can change, says otherwise), `EBUSY` if a kernel driver or another context owns its
+    /// group's DMA.
     pub(crate) fn bind(ctx: &Ctx, dev: &Device) -> Result<KBox<Self>> {
         // Every mapping asks for coherent DMA (as in the C driver), so the IOMMU must offer it.
         if !domain::device_capable(dev, Cap::CacheCoherency) {
@@ -84,7 +85,7 @@ impl Bound {
         // reach with a plain DMA write: refused unless the administrator allows it, as
         // upstream.
         if !group.has_isolated_msi() {
-            if !crate::module_parameters::allow_unsafe_interrupts.value() {
+            if !crate::kapi::allow_unsafe_interrupts() {
                 return Err(EPERM);
             }
             dev_warn!(

@@ -94,12 +94,6 @@ module! {
     authors: ["iommufd-rs developers"],
     description: "IOMMU userspace API (/dev/iommu), Rust implementation",
     license: "GPL",
-    params: {
-        allow_unsafe_interrupts: bool {
-            default: false,
-            description: "Bind devices whose MSIs the platform cannot isolate (insecure)",
-        },
-    },
 }
 
 /// The module state: the registration of `/dev/iommu` and the coherency signal by device.

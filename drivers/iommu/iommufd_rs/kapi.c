@@ -49,6 +49,24 @@ int iommufd_rs_coherency_register(struct notifier_block *nb);
 void iommufd_rs_coherency_unregister(struct notifier_block *nb);
 bool iommufd_rs_dev_noncoherent_dma(struct device *dev);
 
+/*
+ * Whether a device whose MSIs the platform cannot isolate may be bound.
+ * Administrators turn this on and off at run time in sysfs, as with the C
+ * driver, and Rust module parameters cannot be written at run time yet: so
+ * it is a C parameter, read by Rust through the function below.
+ */
+static bool allow_unsafe_interrupts;
+module_param(allow_unsafe_interrupts, bool, 0644);
+MODULE_PARM_DESC(allow_unsafe_interrupts,
+		 "Bind devices whose MSIs the platform cannot isolate (insecure)");
+
+/* Called from Rust (kapi.rs); the value can change at any time. */
+bool iommufd_rs_allow_unsafe_interrupts(void);
+bool iommufd_rs_allow_unsafe_interrupts(void)
+{
+	return READ_ONCE(allow_unsafe_interrupts);
+}
+
 struct iommufd_ctx *iommufd_ctx_from_file(struct file *file)
 {
 	struct iommufd_ctx *ictx;

@@ -279,3 +279,15 @@ unsafe extern "C" fn iommufd_rs_coherency_unregister(nb: *mut NotifierBlock) {
 extern "C" fn iommufd_rs_dev_noncoherent_dma(dev: *const Device) -> bool {
     DeviceSignal::get().is_some_and(|s| s.noncoherent(dev as usize))
 }
+
+extern "C" {
+    /// The `allow_unsafe_interrupts` module parameter, defined in `kapi.c`.
+    fn iommufd_rs_allow_unsafe_interrupts() -> bool;
+}
+
+/// Whether devices whose MSIs the platform cannot isolate may be bound: the
+/// `allow_unsafe_interrupts` module parameter, which an administrator may change at any time.
+pub(crate) fn allow_unsafe_interrupts() -> bool {
+    // SAFETY: The function only reads the parameter, with `READ_ONCE`; it has no precondition.
+    unsafe { iommufd_rs_allow_unsafe_interrupts() }
+}

@@ -34,6 +34,7 @@
  */
 #include <stdio.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "iommufd_utils.h"
@@ -609,6 +610,66 @@ TEST_F(vfio_device, bind_needs_isolated_msi)
 }
 
 /* --- attach / detach -------------------------------------------------- */
+
+#define UNSAFE_PARAM "/sys/module/iommufd/parameters/allow_unsafe_interrupts"
+
+/* The parameter's value, 'Y' or 'N'; 0 if it cannot be read. */
+static char unsafe_param(void)
+{
+	char v = 0;
+	int fd = open(UNSAFE_PARAM, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (read(fd, &v, 1) != 1)
+		v = 0;
+	close(fd);
+	return v;
+}
+
+/*
+ * allow_unsafe_interrupts is in sysfs, mode 0644 as upstream, starts as the
+ * kernel command line set it, and a change there applies to the next
+ * bind: where MSIs are not isolated that bind fails with EPERM exactly
+ * while the parameter is N.  The value is restored afterwards.
+ */
+TEST_F(vfio_device, allow_unsafe_interrupts_in_sysfs)
+{
+	const char vals[] = { 'N', 'Y' };
+	bool isolated = irq_remapping_on();
+	char orig, text[2] = "";
+	struct stat st;
+	__u32 devid;
+	int i, rc;
+
+	ASSERT_EQ(0, stat(UNSAFE_PARAM, &st))
+		TH_LOG("%s: %s", UNSAFE_PARAM, strerror(errno));
+	EXPECT_EQ(0644, st.st_mode & 07777);
+	orig = unsafe_param();
+	EXPECT_EQ(cmdline_bool("iommufd.allow_unsafe_interrupts") ? 'Y' : 'N',
+		  orig);
+
+	for (i = 0; i < 2; i++) {
+		text[0] = vals[i];
+		ASSERT_EQ(0, write_file(UNSAFE_PARAM, text, 0));
+		EXPECT_EQ(vals[i], unsafe_param());
+		rc = _test_ioctl_vfio_bind(self->dev, self->fd, &devid);
+		if (isolated || vals[i] == 'Y') {
+			EXPECT_EQ(0, rc) TH_LOG("bind with %c: %s", vals[i],
+						strerror(errno));
+		} else {
+			EXPECT_ERRNO(EPERM, rc)
+				TH_LOG("bind with %c, MSIs not isolated",
+				       vals[i]);
+		}
+		/* unbind (if bound) for the next round */
+		ASSERT_EQ(0, close(self->dev));
+		self->dev = open_edu_or_fail(self->bdf);
+	}
+	text[0] = orig;
+	ASSERT_EQ(0, write_file(UNSAFE_PARAM, text, 0));
+	EXPECT_EQ(orig, unsafe_param());
+}
 
 TEST_F(vfio_device, attach_ioas)
 {
