@@ -69,6 +69,31 @@ pub enum Cap {
     PciAtsSupported = bindings::iommu_cap_IOMMU_CAP_PCI_ATS_SUPPORTED,
 }
 
+/// Whether the IOMMU driver of `dev` can make nested domains (a stage-1 page table owned by a
+/// guest, over a parent paging domain), i.e. its `iommu_ops` has `domain_alloc_nested`.
+///
+/// `dev` must be probed by an IOMMU driver and stay so for the call, as a device whose DMA
+/// ownership the caller holds is; `false` otherwise.
+pub fn device_offers_nesting(dev: &Device) -> bool {
+    // SAFETY: `dev` is a valid device; its `iommu` pointer is set while an IOMMU driver probes
+    // it, which the caller guarantees, so reading it races with nothing.
+    let iommu = unsafe { (*dev.as_raw()).iommu };
+    if iommu.is_null() {
+        return false;
+    }
+    // SAFETY: `iommu` is the device's valid `struct dev_iommu` (checked non-NULL above), whose
+    // `iommu_dev` is set before the device is bound and not changed while it is.
+    let iommu_dev = unsafe { (*iommu).iommu_dev };
+    if iommu_dev.is_null() {
+        return false;
+    }
+    // SAFETY: `iommu_dev` is the registered IOMMU instance of the device; its `ops` point to the
+    // driver's static `iommu_ops`.
+    let ops = unsafe { (*iommu_dev).ops };
+    // SAFETY: `ops` is NULL or the driver's static, immutable `iommu_ops`.
+    !ops.is_null() && unsafe { (*ops).domain_alloc_nested }.is_some()
+}
+
 /// Whether `dev` can issue PCIe No-Snoop DMA, whose writes bypass CPU caches.
 ///
 /// A PCIe function can unless the "Enable No Snoop" bit of its Device Control register is

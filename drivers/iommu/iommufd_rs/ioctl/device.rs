@@ -21,6 +21,8 @@ use kernel::{
         iommu_hwpt_data_type_IOMMU_HWPT_DATA_NONE as DATA_NONE,
         iommufd_hw_capabilities_IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED as CAP_PCI_ATS_NOT_SUPPORTED,
         iommufd_hw_info_flags_IOMMU_HW_INFO_FLAG_INPUT_TYPE as HW_INFO_FLAG_INPUT_TYPE,
+        iommufd_hwpt_alloc_flags_IOMMU_HWPT_ALLOC_PASID as ALLOC_PASID,
+        iommufd_hwpt_alloc_flags_IOMMU_HWPT_FAULT_ID_VALID as FAULT_ID_VALID,
         IOMMU_HW_CAP_DEFAULT_COHERENT,
         IOMMU_HW_CAP_ENFORCE_COHERENCY,
         IOMMU_HW_CAP_NONCOHERENT_DMA,
@@ -55,7 +57,8 @@ use crate::{
 /// coherency mode (our extension); returns its id.
 ///
 /// Nesting, dirty tracking, fault reporting, PASID-compatible HWPTs and driver-specific data are
-/// not supported (`EOPNOTSUPP`).
+/// not supported (`EOPNOTSUPP`, or `EINVAL` for a nested HWPT on a paging HWPT, see
+/// [`nested_alloc`]).
 pub(crate) fn hwpt_alloc(ctx: &Ctx, cmd: &mut uapi::HwptAlloc, ucmd: &Ucmd) -> Result {
     let c = &cmd.0;
     if c.__reserved != 0 {
@@ -65,7 +68,10 @@ pub(crate) fn hwpt_alloc(ctx: &Ctx, cmd: &mut uapi::HwptAlloc, ucmd: &Ucmd) -> R
         return Err(EINVAL);
     }
     let idev = ctx.objects.get::<IDevice>(c.dev_id)?;
-    // Anything but an IOAS (a missing object included) is EINVAL, as upstream.
+    if ctx.objects.get::<HwptPaging>(c.pt_id).is_ok() {
+        return nested_alloc(&idev, c.flags, c.data_len);
+    }
+    // Anything else but an IOAS (a missing object included) is EINVAL, as upstream.
     let ioas = ctx.objects.get::<Ioas>(c.pt_id).map_err(|_| EINVAL)?;
     if c.flags & !coherency::FLAGS != 0 || c.data_type != DATA_NONE {
         return Err(EOPNOTSUPP);
@@ -77,6 +83,21 @@ pub(crate) fn hwpt_alloc(ctx: &Ctx, cmd: &mut uapi::HwptAlloc, ucmd: &Ucmd) -> R
     ucmd.respond(cmd)?;
     slot.publish(Object::Hwpt(hwpt))
 }
+
+/// `IOMMU_HWPT_ALLOC` on a paging HWPT: a nested HWPT over it, which needs a nesting parent.
+/// This driver makes none (it refuses `IOMMU_HWPT_ALLOC_NEST_PARENT`), so the request always
+/// fails, with upstream's errno: `EOPNOTSUPP` for flags a nested HWPT cannot have, no driver
+/// data, or an IOMMU driver without nested domains; `EINVAL` (not a nesting parent) otherwise.
+fn nested_alloc(idev: &IDevice, flags: u32, data_len: u32) -> Result {
+    if flags & !NESTED_FLAGS != 0 || data_len == 0 || !domain::device_offers_nesting(idev.device())
+    {
+        return Err(EOPNOTSUPP);
+    }
+    Err(EINVAL)
+}
+
+/// The flags a nested HWPT may be asked for.
+const NESTED_FLAGS: u32 = FAULT_ID_VALID | ALLOC_PASID;
 
 /// The capability bits `IOMMU_GET_HW_INFO` reports for `idev`: upstream's, and ours about
 /// coherency.

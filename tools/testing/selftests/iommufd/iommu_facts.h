@@ -77,6 +77,8 @@ struct iommu_facts {
 	__u32 hw_info_len;
 	/* its leaf PTEs, snoop bit included, can be read (VT-d debugfs) */
 	bool pt_dump;
+	/* its driver makes nested domains (iommu_ops.domain_alloc_nested) */
+	bool nesting;
 	/* two words that its kernel log line about a blocked DMA contains */
 	const char *fault_log[2];
 	/*
@@ -172,6 +174,7 @@ static inline int iommu_facts_of(const char *bdf, struct iommu_facts *f)
 		f->hw_info_type = IOMMU_HW_INFO_TYPE_INTEL_VTD;
 		f->hw_info_len = sizeof(struct iommu_hw_info_vtd);
 		f->pt_dump = true;
+		f->nesting = true;
 		f->fault_log[0] = "DMAR";
 		f->fault_log[1] = "fault";
 		return 0;

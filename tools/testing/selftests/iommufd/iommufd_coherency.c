@@ -789,7 +789,31 @@ TEST_F(coherency, hwpt_alloc_bad_args)
 	expect_hwpt_alloc_err(EINVAL, .dev_id = self->devid, .pt_id = 0xdead);
 	expect_hwpt_alloc_err(EINVAL, .dev_id = self->devid,
 			      .pt_id = self->devid);
-	expect_hwpt_alloc_err(EINVAL, .dev_id = self->devid, .pt_id = hwpt_id);
+
+	/*
+	 * A paging HWPT as pt_id asks for a nested HWPT over it, which needs
+	 * a nesting parent (this driver makes none): as upstream, EOPNOTSUPP
+	 * without driver data, for flags a nested HWPT cannot have, or when
+	 * the IOMMU driver has no nested domains; EINVAL (not a nesting
+	 * parent) for a request that is otherwise well formed.
+	 */
+	{
+		struct iommu_hwpt_vtd_s1 s1 = { .addr_width = 48 };
+
+		expect_hwpt_alloc_err(EOPNOTSUPP, .dev_id = self->devid,
+				      .pt_id = hwpt_id);
+		expect_hwpt_alloc_err(EOPNOTSUPP, .dev_id = self->devid,
+				      .pt_id = hwpt_id,
+				      .flags = IOMMU_HWPT_ALLOC_NEST_PARENT,
+				      .data_type = IOMMU_HWPT_DATA_VTD_S1,
+				      .data_len = sizeof(s1),
+				      .data_uptr = (uintptr_t)&s1);
+		expect_hwpt_alloc_err(self->iommu.nesting ? EINVAL : EOPNOTSUPP,
+				      .dev_id = self->devid, .pt_id = hwpt_id,
+				      .data_type = IOMMU_HWPT_DATA_VTD_S1,
+				      .data_len = sizeof(s1),
+				      .data_uptr = (uintptr_t)&s1);
+	}
 
 	/* the valid modes still work, and each failure left nothing behind */
 	ASSERT_EQ(0, _test_ioctl_hwpt_alloc(self->fd, self->devid, ioas_id,
