@@ -403,7 +403,9 @@ struct iommu_ioas_noiommu_get_pa {
  * files, hugetlbfs) and fails with EINVAL for any other at once, not when
  * the pages are first pinned: a mapping holds its file, so mapping the
  * /dev/iommu file itself, or a VFIO device file, would keep that context or
- * that device bound forever. dma-buf files are not supported yet (EINVAL).
+ * that device bound forever. dma-buf files are not supported yet: any
+ * dma-buf fails with EOPNOTSUPP, as upstream answers for a dma-buf it cannot
+ * map.
  */
 struct iommu_ioas_map_file {
 	__u32 size;

@@ -92,6 +92,18 @@ impl PinnedPages {
         unsafe { bindings::shmem_file(file.as_ptr()) || bindings::is_file_hugepages(file.as_ptr()) }
     }
 
+    /// Whether `file` is a dma-buf: memory an exporting driver lends out, which is not pinned
+    /// but attached to.
+    pub fn file_is_dma_buf(file: &File) -> bool {
+        /// The magic number of the pseudo file system dma-buf files live on
+        /// (`include/uapi/linux/magic.h`).
+        const DMA_BUF_MAGIC: c_ulong = 0x444d_4142;
+        // SAFETY: `file` is a valid file for the duration of the call, so its inode and that
+        // inode's super block are valid too (an open file pins both); the magic number of a
+        // super block never changes.
+        unsafe { (*(*(*file.as_ptr()).f_inode).i_sb).s_magic == DMA_BUF_MAGIC }
+    }
+
     /// Pins the `npages` pages of the memfd `file` from the page-aligned offset `start`,
     /// allocating the ones it does not have yet.
     ///

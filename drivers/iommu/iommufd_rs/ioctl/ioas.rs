@@ -163,7 +163,9 @@ pub(crate) fn map(ctx: &Ctx, cmd: &mut uapi::IoasMap, ucmd: &Ucmd) -> Result {
 /// Only files that are memory (memfd and other shmem files, hugetlbfs) are accepted (`EINVAL`
 /// otherwise), at once rather than when something first pins the pages as in the C driver: the
 /// mapping keeps a reference on its file, so the `/dev/iommu` file itself or a VFIO device file
-/// mapped here would keep its own context, or device, alive forever.
+/// mapped here would keep its own context, or device, alive forever. dma-buf files are refused
+/// with `EOPNOTSUPP`, the C driver's answer for a dma-buf it cannot map (it maps only VFIO PCI
+/// BAR dma-bufs, which this driver does not do yet).
 pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> Result {
     let c = &mut cmd.0;
     let prot = check_map_args(c.flags, &[c.iova, c.length])?;
@@ -173,6 +175,9 @@ pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> R
     // SAFETY: This runs in an ioctl on /dev/iommu, which takes its own file with `fdget()`: no
     // `fdget_pos()` is active on this thread, and the file is only used for its memory.
     let file = unsafe { File::fget_in_ioctl(c.fd) }?;
+    if PinnedPages::file_is_dma_buf(&file) {
+        return Err(EOPNOTSUPP);
+    }
     if !PinnedPages::file_is_memory(&file) {
         return Err(EINVAL);
     }

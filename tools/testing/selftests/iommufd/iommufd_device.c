@@ -644,7 +644,7 @@ TEST_F(vfio_device, allow_unsafe_interrupts_in_sysfs)
 
 	ASSERT_EQ(0, stat(UNSAFE_PARAM, &st))
 		TH_LOG("%s: %s", UNSAFE_PARAM, strerror(errno));
-	EXPECT_EQ(0644, st.st_mode & 07777);
+	EXPECT_EQ(0644U, (unsigned int)(st.st_mode & 07777));
 	orig = unsafe_param();
 	EXPECT_EQ(cmdline_bool("iommufd.allow_unsafe_interrupts") ? 'Y' : 'N',
 		  orig);
