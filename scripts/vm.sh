@@ -19,9 +19,10 @@
 #                   IOAPIC at 00:14.0, where q35 has no SMBus or ISA
 #                   bridge), so this profile needs allow_unsafe_interrupts
 #                   too
-# Devices: QEMU's edu (conventional PCI, has a DMA engine), an e1000e
-# behind a PCIe root port, and two more edu sharing one IOMMU group, all
-# behind the profile's IOMMU.  The kernel command line names that IOMMU as iommufd_rs.iommu=<vtd|virtio|amd>
+# Devices: QEMU's edu (conventional PCI, has a DMA engine), an e1000e,
+# two more edu sharing one IOMMU group, and an igb (SR-IOV: the guest makes
+# a VF of it), each behind a PCIe root port and all behind the profile's
+# IOMMU.  The kernel command line names that IOMMU as iommufd_rs.iommu=<vtd|virtio|amd>
 # (ignored by the kernel): guest/lib.sh reads it, and the tests check that
 # the IOMMU they find is that one.  <outdir> is mounted read-write in the
 # guest at the same path; the guest writes its results there.  The console
@@ -55,7 +56,13 @@ mkdir -p "$out"
 # IO-APIC"); the emulated timer is known to work.
 qemu_opts="-machine q35,kernel-irqchip=split"
 qemu_opts+=" -device $device"
-qemu_opts+=" -device edu,id=edu0"
+# The first edu sits behind a root port, not on the root bus: a device
+# without a PCIe capability on the root bus counts as integrated in the
+# root complex and so as able to issue No-Snoop, and the tests need one
+# that cannot.  Its port comes first so that it keeps the lowest address
+# of the edu functions, the one the tests use.
+qemu_opts+=" -device pcie-root-port,id=rp0,chassis=3,slot=3"
+qemu_opts+=" -device edu,bus=rp0,id=edu0"
 qemu_opts+=" -device pcie-root-port,id=rp1,chassis=1,slot=1"
 qemu_opts+=" -device e1000e,bus=rp1,id=nic0"
 # Two more edu functions, as one multifunction device behind a root port:
@@ -68,6 +75,10 @@ qemu_opts+=" -device e1000e,bus=rp1,id=nic0"
 qemu_opts+=" -device pcie-root-port,id=rp2,chassis=2,slot=2"
 qemu_opts+=" -device edu,bus=rp2,addr=0.0,multifunction=on,id=edu1"
 qemu_opts+=" -device edu,bus=rp2,addr=0.1,id=edu2"
+# An SR-IOV physical function (82576, up to 7 VFs): the No-Snoop probe must
+# classify a VF, whose own Enable No Snoop bit is reserved, by its PF.
+qemu_opts+=" -device pcie-root-port,id=rp4,chassis=4,slot=4"
+qemu_opts+=" -device igb,bus=rp4,id=igb0"
 
 cd "$kdir/src"
 if [ "$*" = shell ]; then

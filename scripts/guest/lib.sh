@@ -5,6 +5,9 @@
 # The PCI functions the test machine has, by vendor:device.
 EDU_ID=1234:11e8
 E1000E_ID=8086:10d3
+# QEMU's igb: the 82576 physical function and its virtual functions.
+IGB_PF_ID=8086:10c9
+IGB_VF_ID=8086:10ca
 
 # bdf_of <vendor:device>: the PCI address of the first such function.
 # Builtins only: every fork costs tens of milliseconds under TCG.
@@ -128,8 +131,24 @@ check_profile_iommu() {
 	return $rc
 }
 
+# setup_sriov: bind the igb PF to vfio-pci and give it one VF, which
+# vfio-pci takes too (it claims the VFs of the PFs it drives).  vfio-pci
+# creates VFs only when told to (enable_sriov); the VF's user then needs
+# the VF token its PF's user set.
+setup_sriov() {
+	local pf vf
+	pf=$(bdf_of "$IGB_PF_ID") || { echo "no igb PF"; return 1; }
+	bind_vfio "$pf" || return 1
+	echo Y > /sys/module/vfio_pci/parameters/enable_sriov
+	echo 1 > "/sys/bus/pci/devices/$pf/sriov_numvfs" || return 1
+	vf=$(bdf_of "$IGB_VF_ID") || { echo "no VF of $pf"; return 1; }
+	[ "$(basename "$(readlink "/sys/bus/pci/devices/$vf/driver")")" = vfio-pci ] ||
+		bind_vfio "$vf"
+}
+
 # setup_devices: load the modules and bind the test devices to vfio-pci:
-# the first edu and the e1000e, and every other edu (the group pair).
+# the first edu and the e1000e, every other edu (the group pair), and the
+# igb PF with one VF.
 setup_devices() {
 	local d vendor device
 	modprobe iommufd
@@ -144,4 +163,5 @@ setup_devices() {
 		[ "${vendor#0x}:${device#0x}" = "$EDU_ID" ] || continue
 		[ "${d##*/}" = "$EDU_BDF" ] || bind_vfio "${d##*/}" || return 1
 	done
+	setup_sriov
 }
