@@ -29,6 +29,8 @@ REQUIRED_SUITES = {
     "iommufd_rs_object": None,
     "iommufd_rs_coherency": None,
     "kvm_vfio_rs_gate": None,
+    # The No-Snoop classification (rust/kernel/iommu/domain.rs), built in.
+    "rust_kernel_iommu_no_snoop": None,
     # The kernel crate's doctests, ours included (the XArray reservation,
     # the notifier chain).
     "rust_doctests_kernel": re.compile(r"xarray|notifier"),

@@ -20,6 +20,7 @@ use kernel::{
         Cap,
         DmaOwner,
         Group,
+        NoSnoop,
         ReservedKind,
         ReservedRegion, //
     },
@@ -224,7 +225,8 @@ pub(crate) struct IDevice {
     owner: DmaOwner,
     /// Whether its IOMMU can force its DMA to snoop CPU caches.
     iommu_can_enforce: bool,
-    /// Whether probing found that it can issue No-Snoop DMA.
+    /// Whether probing found that it can issue No-Snoop DMA, or could not tell (which counts
+    /// as able: see [`probe_no_snoop`]).
     probed_no_snoop: bool,
     /// Whether it counts as able to issue No-Snoop DMA: what probing found, unless a test
     /// overrode it (`IOMMU_TEST_DEVICE_NO_SNOOP`, only while its group is not attached).
@@ -285,6 +287,25 @@ impl NotifierCallback for EventLog {
     }
 }
 
+/// Whether `dev` counts as able to issue No-Snoop DMA, by probing it (which writes its control
+/// register: the caller must own it).
+///
+/// An answer the probe could not give counts as able: taking a device that can for one that
+/// cannot would let it do non-coherent DMA that nothing reports (KVM would skip the cache
+/// flushes its guest needs), while the opposite mistake only costs flushes or refuses a
+/// `coherent` page table the IOMMU cannot enforce. Such a guess is logged.
+fn probe_no_snoop(dev: &Device) -> bool {
+    let probe = domain::device_no_snoop(dev);
+    if let NoSnoop::Unknown(why) = probe {
+        dev_info!(
+            dev,
+            "cannot tell whether it can issue No-Snoop DMA ({}); counted as able to\n",
+            why.describe()
+        );
+    }
+    probe.counts_as_can()
+}
+
 impl IDevice {
     /// The object for `dev`, a new member-to-be of `group`, whose DMA `owner` the context has
     /// claimed; its published state is kept under `published`. Probes whether it can issue
@@ -296,7 +317,7 @@ impl IDevice {
         owner: DmaOwner,
         published: &Mutex<Published>,
     ) -> Result<Arc<Self>> {
-        let probed = domain::device_can_no_snoop(dev);
+        let probed = probe_no_snoop(dev);
         let idev = Arc::pin_init(
             pin_init!(Self {
                 dev: dev.into(),

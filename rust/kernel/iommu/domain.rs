@@ -94,44 +94,301 @@ pub fn device_offers_nesting(dev: &Device) -> bool {
     !ops.is_null() && unsafe { (*ops).domain_alloc_nested }.is_some()
 }
 
-/// Whether `dev` can issue PCIe No-Snoop DMA, whose writes bypass CPU caches.
+/// What probing a device found about its ability to issue PCIe No-Snoop DMA, whose writes
+/// bypass CPU caches.
 ///
-/// A PCIe function can unless the "Enable No Snoop" bit of its Device Control register is
-/// hard-wired to zero; finding out writes the bit, so the caller must own the device (no
-/// driver or user may be using it). A conventional PCI function cannot. A device that is not
-/// PCI is assumed to be able to.
-pub fn device_can_no_snoop(dev: &Device) -> bool {
+/// See [`device_no_snoop`] for the probe and [`NoSnoop::classify`] for the rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoSnoop {
+    /// It cannot: a conventional PCI function behind a bridge, or a PCIe function whose "Enable
+    /// No Snoop" bit is hard-wired to zero.
+    Cannot,
+    /// It can: its "Enable No Snoop" bit is set or settable, or nothing in PCI limits it.
+    Can,
+    /// Probing could not tell, for the reason given; whoever relies on the answer must assume
+    /// the worst.
+    Unknown(NoSnoopUnknown),
+}
+
+/// Why a No-Snoop probe could not tell (see [`NoSnoop::Unknown`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoSnoopUnknown {
+    /// The device could not be resumed from a low-power state, so its configuration space was
+    /// neither read nor written.
+    NotResumed,
+    /// Its configuration space reads as all ones: it is in D3cold, gone, or broken.
+    Inaccessible,
+    /// A configuration read failed.
+    ReadFailed,
+    /// An SR-IOV virtual function whose physical function cannot be read.
+    PfInaccessible,
+    /// An SR-IOV virtual function whose physical function has "Enable No Snoop" clear: the
+    /// bit is reserved in a VF and follows the PF's, which the PF's driver may set at any time,
+    /// and whether the PF's bit is hard-wired to zero cannot be found out without writing the
+    /// PF's register under its driver.
+    PfClear,
+}
+
+impl NoSnoopUnknown {
+    /// The reason, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::NotResumed => "it could not be resumed",
+            Self::Inaccessible => "its configuration space reads as all ones",
+            Self::ReadFailed => "a configuration read failed",
+            Self::PfInaccessible => "it is a VF and its PF's configuration cannot be read",
+            Self::PfClear => {
+                "it is a VF and its PF's Enable No Snoop, which the PF's driver may set, is clear"
+            }
+        }
+    }
+}
+
+/// What the No-Snoop probe read from a PCI function: the input of [`NoSnoop::classify`].
+///
+/// Device Control words are as read (`None`: the read failed); a Device Control register never
+/// reads as all ones from a function that answers, because its top bit (Initiate
+/// Function-Level Reset) always reads as zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoSnoopFacts {
+    /// Not a PCI device.
+    NotPci,
+    /// The device could not be resumed; nothing was read.
+    NotResumed,
+    /// The function's Vendor ID reads as all ones.
+    Absent,
+    /// A function without a PCIe capability. `on_root_bus`: it is integrated in the host bridge
+    /// or root complex, not behind a bridge. `pci_x`: it has a PCI-X capability.
+    NoPcie {
+        /// It sits on a root bus.
+        on_root_bus: bool,
+        /// It has a PCI-X capability.
+        pci_x: bool,
+    },
+    /// An SR-IOV virtual function, with its physical function's Device Control register.
+    Vf {
+        /// The PF's Device Control register.
+        pf_devctl: Option<u16>,
+    },
+    /// A PCIe function: its Device Control register, and the same read back after setting
+    /// Enable No Snoop (`None` also when the bit was already set, so nothing was written).
+    Pcie {
+        /// Device Control as found.
+        devctl: Option<u16>,
+        /// Device Control read back with Enable No Snoop written as set.
+        probed: Option<u16>,
+    },
+}
+
+/// The "Enable No Snoop" bit of the PCIe Device Control register.
+const DEVCTL_NOSNOOP: u16 = bindings::PCI_EXP_DEVCTL_NOSNOOP_EN as u16;
+
+impl NoSnoop {
+    /// Whether a device with this outcome must be treated as able to issue No-Snoop: an
+    /// unknown answer counts as able, which is the safe side for cache coherency (its user
+    /// may flush caches; a device wrongly taken as unable could do non-coherent DMA unseen).
+    pub fn counts_as_can(self) -> bool {
+        self != Self::Cannot
+    }
+
+    /// The outcome for what the probe read (pure: no device access).
+    ///
+    /// - A device that is not PCI is assumed to be able.
+    /// - A function without a PCIe capability cannot set the No Snoop attribute unless it is
+    ///   PCI-X (whose attribute phase carries it) or integrated (on a root bus, where no
+    ///   PCI(e) link or bridge stands between it and the root complex, which may give it a
+    ///   non-snooping path to memory). Conventional PCI requests carry no attributes, and a
+    ///   PCIe-to-PCI bridge forwards them with No Snoop clear.
+    /// - An SR-IOV VF has no Enable No Snoop of its own (the bit is reserved); it can when its
+    ///   PF's bit is set, and otherwise it is unknown (see [`NoSnoopUnknown::PfClear`]).
+    /// - A PCIe function can unless its Enable No Snoop bit is clear and does not stay set
+    ///   when written.
+    /// - A read of all ones (a function in D3cold or gone) or a failed read is unknown.
+    pub fn classify(facts: NoSnoopFacts) -> Self {
+        let devctl = |word: Option<u16>| match word {
+            None => Err(NoSnoopUnknown::ReadFailed),
+            Some(u16::MAX) => Err(NoSnoopUnknown::Inaccessible),
+            Some(word) => Ok(word & DEVCTL_NOSNOOP != 0),
+        };
+        match facts {
+            NoSnoopFacts::NotPci => Self::Can,
+            NoSnoopFacts::NotResumed => Self::Unknown(NoSnoopUnknown::NotResumed),
+            NoSnoopFacts::Absent => Self::Unknown(NoSnoopUnknown::Inaccessible),
+            NoSnoopFacts::NoPcie { on_root_bus, pci_x } => {
+                if on_root_bus || pci_x {
+                    Self::Can
+                } else {
+                    Self::Cannot
+                }
+            }
+            NoSnoopFacts::Vf { pf_devctl } => match devctl(pf_devctl) {
+                Ok(true) => Self::Can,
+                Ok(false) => Self::Unknown(NoSnoopUnknown::PfClear),
+                Err(_) => Self::Unknown(NoSnoopUnknown::PfInaccessible),
+            },
+            NoSnoopFacts::Pcie {
+                devctl: found,
+                probed,
+            } => match devctl(found) {
+                Ok(true) => Self::Can,
+                Ok(false) => match devctl(probed) {
+                    Ok(true) => Self::Can,
+                    Ok(false) => Self::Cannot,
+                    Err(why) => Self::Unknown(why),
+                },
+                Err(why) => Self::Unknown(why),
+            },
+        }
+    }
+}
+
+/// A runtime-PM reference to a device: resumed while held (`pm_runtime_get_sync`), released
+/// with `pm_runtime_put` on drop.
+struct RuntimeActive {
+    /// The device.
+    dev: *mut bindings::device,
+    /// Whether it was resumed (or is active, or has runtime PM disabled).
+    resumed: bool,
+}
+
+impl RuntimeActive {
+    /// Resumes `dev` and keeps it from suspending while the result is held.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be a valid device that outlives the result.
+    unsafe fn get(dev: *mut bindings::device) -> Self {
+        // SAFETY: The caller guarantees `dev` is valid; `RPM_GET_PUT` takes a usage reference,
+        // which `drop` gives back whatever the result.
+        let ret = unsafe { bindings::__pm_runtime_resume(dev, bindings::RPM_GET_PUT as i32) };
+        // A positive return: already active; `-EACCES`: runtime PM is disabled, so the device
+        // stays in whatever state it is in, which the all-ones check below catches.
+        let resumed = ret >= 0 || ret == -(bindings::EACCES as i32);
+        Self { dev, resumed }
+    }
+}
+
+impl Drop for RuntimeActive {
+    fn drop(&mut self) {
+        // SAFETY: `dev` is valid (see `get`) and holds the usage reference `get` took.
+        unsafe {
+            bindings::__pm_runtime_idle(
+                self.dev,
+                (bindings::RPM_GET_PUT | bindings::RPM_ASYNC) as i32,
+            )
+        };
+    }
+}
+
+/// Reads the PCIe Device Control register of `pdev`.
+///
+/// # Safety
+///
+/// `pdev` must be a valid PCI device.
+unsafe fn read_devctl(pdev: *mut bindings::pci_dev) -> Option<u16> {
+    let mut word: u16 = 0;
+    // SAFETY: The caller guarantees `pdev` is valid; `word` is valid for writes.
+    let ret = unsafe {
+        bindings::pcie_capability_read_word(pdev, bindings::PCI_EXP_DEVCTL as i32, &mut word)
+    };
+    (ret == 0).then_some(word)
+}
+
+/// The physical function of `pdev` if it is an SR-IOV virtual function.
+///
+/// # Safety
+///
+/// `pdev` must be a valid PCI device.
+#[cfg(CONFIG_PCI_IOV)]
+unsafe fn physfn(pdev: *mut bindings::pci_dev) -> Option<*mut bindings::pci_dev> {
+    // SAFETY: The caller guarantees `pdev` is valid; `is_virtfn` is set at enumeration and
+    // never changes.
+    if unsafe { (*pdev).is_virtfn() } == 0 {
+        return None;
+    }
+    // SAFETY: A VF holds a reference to its PF, in `physfn`, for as long as it exists.
+    Some(unsafe { (*pdev).__bindgen_anon_1.physfn })
+}
+
+/// Without SR-IOV support there are no virtual functions.
+///
+/// # Safety
+///
+/// `pdev` must be a valid PCI device.
+#[cfg(not(CONFIG_PCI_IOV))]
+unsafe fn physfn(_pdev: *mut bindings::pci_dev) -> Option<*mut bindings::pci_dev> {
+    None
+}
+
+/// Probes whether `dev` can issue PCIe No-Snoop DMA (see [`NoSnoop::classify`] for the rules).
+///
+/// The device is resumed around the probe. A PCIe function whose "Enable No Snoop" bit is
+/// clear has the bit set, read back and the register restored, so the caller must own the
+/// device (no driver or user may be using it). An SR-IOV VF's physical function is only read,
+/// never written: its driver owns it.
+pub fn device_no_snoop(dev: &Device) -> NoSnoop {
+    NoSnoop::classify(no_snoop_facts(dev))
+}
+
+/// Reads what [`NoSnoop::classify`] needs from `dev` (see [`device_no_snoop`]).
+fn no_snoop_facts(dev: &Device) -> NoSnoopFacts {
     // SAFETY: `dev` is a valid device.
     if !unsafe { bindings::dev_is_pci(dev.as_raw()) } {
-        return true;
+        return NoSnoopFacts::NotPci;
+    }
+    // SAFETY: `dev` is valid for the duration of the call, which the guard does not outlive.
+    let active = unsafe { RuntimeActive::get(dev.as_raw()) };
+    if !active.resumed {
+        return NoSnoopFacts::NotResumed;
     }
     // SAFETY: A PCI device's `struct device` is embedded in its `struct pci_dev`.
     let pdev = unsafe { crate::container_of!(dev.as_raw(), bindings::pci_dev, dev) };
     // SAFETY: `pdev` is a valid PCI device for the duration of the call.
-    if unsafe { bindings::pci_find_capability(pdev, bindings::PCI_CAP_ID_EXP as i32) } == 0 {
-        return false;
+    if !unsafe { bindings::pci_device_is_present(pdev) } {
+        return NoSnoopFacts::Absent;
     }
-    let reg = bindings::PCI_EXP_DEVCTL as i32;
-    let bit = bindings::PCI_EXP_DEVCTL_NOSNOOP_EN as u16;
-    let mut ctl: u16 = 0;
-    // SAFETY: `pdev` is a valid PCI device for the duration of the call; `ctl` is valid for
-    // writes.
-    if unsafe { bindings::pcie_capability_read_word(pdev, reg, &mut ctl) } != 0 {
-        // Cannot tell: assume the worst.
-        return true;
+    // SAFETY: `pdev` is a valid PCI device.
+    if let Some(pf) = unsafe { physfn(pdev) } {
+        // SAFETY: `pf` is valid while the VF is, and so for the duration of the call. Only
+        // read: resuming it is what any reader of its configuration space does.
+        let pf_active = unsafe { RuntimeActive::get(&raw mut (*pf).dev) };
+        let pf_devctl = if pf_active.resumed {
+            // SAFETY: `pf` is a valid PCI device.
+            unsafe { read_devctl(pf) }
+        } else {
+            None
+        };
+        return NoSnoopFacts::Vf { pf_devctl };
     }
-    if ctl & bit != 0 {
-        return true;
+    // SAFETY: `pdev` is valid; `pcie_cap` is set at enumeration and never changes.
+    if unsafe { (*pdev).pcie_cap } == 0 {
+        // SAFETY: `pdev` is valid, and so is its bus, which outlives it.
+        let on_root_bus = unsafe { (*(*pdev).bus).parent.is_null() };
+        // SAFETY: `pdev` is a valid PCI device.
+        let pci_x =
+            unsafe { bindings::pci_find_capability(pdev, bindings::PCI_CAP_ID_PCIX as i32) };
+        return NoSnoopFacts::NoPcie {
+            on_root_bus,
+            pci_x: pci_x != 0,
+        };
     }
-    let mut probed: u16 = 0;
-    // SAFETY: `pdev` is valid for the call; the caller owns the device, so nobody else uses the
-    // register meanwhile, and it is restored right after.
-    unsafe {
-        bindings::pcie_capability_write_word(pdev, reg, ctl | bit);
-        bindings::pcie_capability_read_word(pdev, reg, &mut probed);
-        bindings::pcie_capability_write_word(pdev, reg, ctl);
-    }
-    probed & bit != 0
+    // SAFETY: `pdev` is a valid PCI device.
+    let devctl = unsafe { read_devctl(pdev) };
+    let probed = match devctl {
+        Some(ctl) if ctl != u16::MAX && ctl & DEVCTL_NOSNOOP == 0 => {
+            let reg = bindings::PCI_EXP_DEVCTL as i32;
+            // SAFETY: `pdev` is valid and resumed; the caller owns the device, so nobody else
+            // uses the register meanwhile, and it is restored right after.
+            unsafe {
+                bindings::pcie_capability_write_word(pdev, reg, ctl | DEVCTL_NOSNOOP);
+                let probed = read_devctl(pdev);
+                bindings::pcie_capability_write_word(pdev, reg, ctl);
+                probed
+            }
+        }
+        _ => None,
+    };
+    NoSnoopFacts::Pcie { devctl, probed }
 }
 
 /// What an IOMMU driver reports about its hardware for a device (the `hw_info` op): a blob in
@@ -574,5 +831,75 @@ impl Drop for Attachment {
         // SAFETY: The group is attached to `self.domain` with `self._handle`; detaching
         // returns it to the blocking domain, after which the core forgets the handle.
         unsafe { bindings::iommu_detach_group_handle(self.domain.as_raw(), self.group.0.get()) };
+    }
+}
+
+#[macros::kunit_tests(rust_kernel_iommu_no_snoop)]
+mod tests {
+    use super::*;
+
+    /// A Device Control word with Enable No Snoop set (and Max_Payload_Size 256 bytes).
+    const SET: u16 = DEVCTL_NOSNOOP | 0x20;
+    /// The same with Enable No Snoop clear.
+    const CLEAR: u16 = 0x20;
+
+    /// Shorthand for [`NoSnoop::classify`].
+    fn of(facts: NoSnoopFacts) -> NoSnoop {
+        NoSnoop::classify(facts)
+    }
+
+    /// PCIe functions: set or settable can, hard-wired zero cannot.
+    #[test]
+    fn pcie_function() {
+        let pcie = |devctl, probed| of(NoSnoopFacts::Pcie { devctl, probed });
+        assert_eq!(pcie(Some(SET), None), NoSnoop::Can);
+        assert_eq!(pcie(Some(CLEAR), Some(SET)), NoSnoop::Can);
+        assert_eq!(pcie(Some(CLEAR), Some(CLEAR)), NoSnoop::Cannot);
+        assert_eq!(pcie(Some(0), Some(0)), NoSnoop::Cannot);
+    }
+
+    /// All ones (D3cold, a function gone) and failed reads are unknown, never a verdict.
+    #[test]
+    fn unreadable_is_unknown() {
+        let pcie = |devctl, probed| of(NoSnoopFacts::Pcie { devctl, probed });
+        let inaccessible = NoSnoop::Unknown(NoSnoopUnknown::Inaccessible);
+        let failed = NoSnoop::Unknown(NoSnoopUnknown::ReadFailed);
+        assert_eq!(pcie(Some(u16::MAX), None), inaccessible);
+        assert_eq!(pcie(Some(CLEAR), Some(u16::MAX)), inaccessible);
+        assert_eq!(pcie(None, None), failed);
+        assert_eq!(pcie(Some(CLEAR), None), failed);
+        assert_eq!(of(NoSnoopFacts::Absent), inaccessible);
+        assert_eq!(
+            of(NoSnoopFacts::NotResumed),
+            NoSnoop::Unknown(NoSnoopUnknown::NotResumed)
+        );
+        assert!(inaccessible.counts_as_can());
+        assert!(failed.counts_as_can());
+    }
+
+    /// A VF follows its PF's bit; a clear or unreadable one leaves it unknown.
+    #[test]
+    fn sriov_vf() {
+        let vf = |pf_devctl| of(NoSnoopFacts::Vf { pf_devctl });
+        assert_eq!(vf(Some(SET)), NoSnoop::Can);
+        assert_eq!(vf(Some(CLEAR)), NoSnoop::Unknown(NoSnoopUnknown::PfClear));
+        assert_eq!(
+            vf(Some(u16::MAX)),
+            NoSnoop::Unknown(NoSnoopUnknown::PfInaccessible)
+        );
+        assert_eq!(vf(None), NoSnoop::Unknown(NoSnoopUnknown::PfInaccessible));
+        assert!(vf(Some(CLEAR)).counts_as_can());
+    }
+
+    /// Without a PCIe capability: integrated and PCI-X functions can, conventional PCI behind
+    /// a bridge cannot; a device that is not PCI is assumed to.
+    #[test]
+    fn without_pcie_capability() {
+        let no_pcie = |on_root_bus, pci_x| of(NoSnoopFacts::NoPcie { on_root_bus, pci_x });
+        assert_eq!(no_pcie(true, false), NoSnoop::Can);
+        assert_eq!(no_pcie(false, true), NoSnoop::Can);
+        assert_eq!(no_pcie(false, false), NoSnoop::Cannot);
+        assert!(!no_pcie(false, false).counts_as_can());
+        assert_eq!(of(NoSnoopFacts::NotPci), NoSnoop::Can);
     }
 }

@@ -36,6 +36,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <linux/pci_regs.h>
 
 #include "iommufd_utils.h"
 #include "vfio_utils.h"
@@ -1840,6 +1841,204 @@ TEST_F_TIMEOUT(vfio_device, remove_while_attached, 90)
 	ASSERT_EQ(0, restore_edu(self->bdf))
 		TH_LOG("could not bring %s back to vfio-pci", self->bdf);
 	self->dev = open_edu_or_fail(self->bdf);
+}
+
+/* ---------------------------------------------------------------------- */
+/* SR-IOV: a VF and its PF (QEMU's igb)                                     */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A VF's Device Control "Enable No Snoop" bit is reserved (it reads 0); the
+ * VF may issue No-Snoop whenever its PF's bit is set, which the PF's driver
+ * may do at any time. So a VF counts as able to issue No-Snoop (reported
+ * as IOMMU_HW_CAP_NO_SNOOP) whatever its own register says: "can" when the
+ * PF's bit is set, "cannot tell" (which counts as able) when it is clear.
+ * The PF is probed like any PCIe function: it can unless its bit is clear
+ * and stays clear when written, which this test checks itself through the
+ * PF's VFIO config region. The guest (guest/lib.sh setup_sriov) binds the
+ * PF to vfio-pci and makes one VF, which vfio-pci takes too; the VF's user
+ * must then present the VF token its PF's user set at bind.
+ */
+#define IGB_VENDOR_ID 0x8086
+#define IGB_PF_DEVICE_ID 0x10c9
+#define IGB_VF_DEVICE_ID 0x10ca
+
+FIXTURE(sriov)
+{
+	int fd;
+	int pf;
+	int vf;
+	char pf_bdf[64];
+	char vf_bdf[64];
+	__u32 pf_id;
+	__u32 vf_id;
+};
+
+/* the VF token: any UUID, as long as the PF's and the VF's user agree */
+static const __u8 sriov_token[16] = { 0x69, 0x6f, 0x6d, 0x6d, 0x75, 0x66,
+				      0x64, 0x2d, 0x72, 0x73, 0x2d, 0x76,
+				      0x66, 0x74, 0x6f, 0x6b };
+
+FIXTURE_SETUP(sriov)
+{
+	self->fd = self->pf = self->vf = -1;
+	open_iommufd_or_fail(&self->fd);
+	self->pf = __open_vfio_device(_metadata, "IOMMUFD_TEST_PF_BDF",
+				      IGB_VENDOR_ID, IGB_PF_DEVICE_ID,
+				      "igb SR-IOV PF", self->pf_bdf,
+				      sizeof(self->pf_bdf));
+	self->vf = __open_vfio_device(_metadata, "IOMMUFD_TEST_VF_BDF",
+				      IGB_VENDOR_ID, IGB_VF_DEVICE_ID,
+				      "igb VF (sriov_numvfs of the PF)",
+				      self->vf_bdf, sizeof(self->vf_bdf));
+	ASSERT_EQ(0, _test_ioctl_vfio_bind_flags(self->pf, self->fd,
+						 VFIO_DEVICE_BIND_FLAG_TOKEN,
+						 sriov_token, &self->pf_id))
+		TH_LOG("bind PF %s with a VF token: %s", self->pf_bdf,
+		       strerror(errno));
+	ASSERT_EQ(0, _test_ioctl_vfio_bind_flags(self->vf, self->fd,
+						 VFIO_DEVICE_BIND_FLAG_TOKEN,
+						 sriov_token, &self->vf_id))
+		TH_LOG("bind VF %s with its PF's token: %s", self->vf_bdf,
+		       strerror(errno));
+	ASSERT_NE(self->pf_id, self->vf_id);
+}
+
+FIXTURE_TEARDOWN(sriov)
+{
+	/* the VF first: the PF's user may not go while a VF's is there */
+	if (self->vf >= 0)
+		EXPECT_EQ(0, close(self->vf));
+	if (self->pf >= 0)
+		EXPECT_EQ(0, close(self->pf));
+	if (self->fd >= 0)
+		EXPECT_EQ(0, close(self->fd));
+	self->vf = self->pf = self->fd = -1;
+}
+
+/* @len bytes at @pos of the config space of VFIO device @devfd */
+static int cfg_rw(int devfd, bool write, __u32 pos, void *val, size_t len)
+{
+	struct vfio_region_info info;
+	ssize_t n;
+
+	if (_vfio_region_info(devfd, VFIO_PCI_CONFIG_REGION_INDEX, &info))
+		return -errno;
+	n = write ? pwrite(devfd, val, len, info.offset + pos) :
+		    pread(devfd, val, len, info.offset + pos);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+/* the offset of the PCIe capability of @devfd, 0 if none */
+static __u32 pcie_cap_of(int devfd)
+{
+	__u8 pos = 0, id = 0;
+	int i;
+
+	if (cfg_rw(devfd, false, PCI_CAPABILITY_LIST, &pos, 1))
+		return 0;
+	for (i = 0; i < 48 && pos >= 0x40; i++) {
+		pos &= ~3;
+		if (cfg_rw(devfd, false, pos, &id, 1))
+			return 0;
+		if (id == PCI_CAP_ID_EXP)
+			return pos;
+		if (cfg_rw(devfd, false, pos + 1, &pos, 1))
+			return 0;
+	}
+	return 0;
+}
+
+/*
+ * What the PF's register says, found the way the kernel's probe does it:
+ * the bit is set, or it stays set when written (the register is restored).
+ */
+static bool pf_can_no_snoop(struct __test_metadata *_metadata, int pf,
+			    __u16 *found)
+{
+	__u32 cap = pcie_cap_of(pf);
+	__u16 ctl, probed;
+
+	ASSERT_NE(0U, cap) TH_LOG("the PF has no PCIe capability");
+	ASSERT_EQ(0, cfg_rw(pf, false, cap + PCI_EXP_DEVCTL, &ctl, 2));
+	*found = ctl;
+	if (ctl & PCI_EXP_DEVCTL_NOSNOOP_EN)
+		return true;
+	probed = ctl | PCI_EXP_DEVCTL_NOSNOOP_EN;
+	ASSERT_EQ(0, cfg_rw(pf, true, cap + PCI_EXP_DEVCTL, &probed, 2));
+	ASSERT_EQ(0, cfg_rw(pf, false, cap + PCI_EXP_DEVCTL, &probed, 2));
+	ASSERT_EQ(0, cfg_rw(pf, true, cap + PCI_EXP_DEVCTL, &ctl, 2));
+	return probed & PCI_EXP_DEVCTL_NOSNOOP_EN;
+}
+
+/* IOMMU_GET_HW_INFO's out_capabilities for @dev_id */
+static __u64 hw_caps(struct __test_metadata *_metadata, int fd, __u32 dev_id)
+{
+	struct iommu_hw_info cmd = { .size = sizeof(cmd), .dev_id = dev_id };
+
+	ASSERT_EQ(0, ioctl(fd, IOMMU_GET_HW_INFO, &cmd))
+		TH_LOG("IOMMU_GET_HW_INFO(%u): %s", dev_id, strerror(errno));
+	return cmd.out_capabilities;
+}
+
+/* The VF counts as able to issue No-Snoop; the PF as its register says. */
+TEST_F(sriov, no_snoop_follows_the_pf)
+{
+	bool pf_ns = !!(hw_caps(_metadata, self->fd, self->pf_id) &
+			IOMMU_HW_CAP_NO_SNOOP);
+	bool vf_ns = !!(hw_caps(_metadata, self->fd, self->vf_id) &
+			IOMMU_HW_CAP_NO_SNOOP);
+	__u16 pf_ctl;
+	bool pf_can = pf_can_no_snoop(_metadata, self->pf, &pf_ctl);
+
+	TH_LOG("PF %s: Device Control 0x%04x, No-Snoop %s; kernel says PF %d, "
+	       "VF %s %d",
+	       self->pf_bdf, pf_ctl, pf_can ? "settable" : "hard-wired to 0",
+	       pf_ns, self->vf_bdf, vf_ns);
+	EXPECT_EQ(pf_can, pf_ns)
+		TH_LOG("the PF's NO_SNOOP must be what its register says");
+	EXPECT_TRUE(vf_ns)
+		TH_LOG("a VF's Enable No Snoop is reserved and follows its "
+		       "PF's, which %s; the VF must count as able",
+		       pf_ctl & PCI_EXP_DEVCTL_NOSNOOP_EN ?
+			       "is set" :
+			       "its driver may set at any time");
+}
+
+/*
+ * Both attach to one IOAS, and the live state follows the coherency rules:
+ * the VF does non-coherent DMA exactly where its IOMMU cannot enforce
+ * coherency (box 3), the PF only if it can issue No-Snoop too.
+ */
+TEST_F(sriov, attach_vf_and_pf)
+{
+	struct iommu_facts f;
+	__u32 ioas_id, pf_hwpt, vf_hwpt;
+	bool pf_ns;
+
+	iommu_facts_or_fail(self->vf_bdf, &f);
+	pf_ns = !!(hw_caps(_metadata, self->fd, self->pf_id) &
+		   IOMMU_HW_CAP_NO_SNOOP);
+	test_ioctl_ioas_alloc(&ioas_id);
+	vf_hwpt = ioas_id;
+	test_ioctl_vfio_attach(self->vf, &vf_hwpt);
+	pf_hwpt = ioas_id;
+	test_ioctl_vfio_attach(self->pf, &pf_hwpt);
+	EXPECT_EQ(!f.can_enforce,
+		  !!(hw_caps(_metadata, self->fd, self->vf_id) &
+		     IOMMU_HW_CAP_NONCOHERENT_DMA))
+		TH_LOG("VF behind %s: non-coherent DMA iff it cannot enforce",
+		       f.name);
+	EXPECT_EQ(!f.can_enforce && pf_ns,
+		  !!(hw_caps(_metadata, self->fd, self->pf_id) &
+		     IOMMU_HW_CAP_NONCOHERENT_DMA));
+	test_ioctl_vfio_detach(self->pf);
+	test_ioctl_vfio_detach(self->vf);
+	EXPECT_FALSE(!!(hw_caps(_metadata, self->fd, self->vf_id) &
+			IOMMU_HW_CAP_NONCOHERENT_DMA));
+	test_ioctl_destroy(ioas_id);
 }
 
 TEST_HARNESS_MAIN
