@@ -29,7 +29,14 @@ step() { # step <name> <command...>: record whether the command succeeded
 unload_modules() {
 	# In dependency order; modprobe -r would also try to remove modules
 	# that something else still holds.
-	local m
+	local m f
+	# Take the VFs away through sysfs first: 7.3's PCI core asserts
+	# (lockdep) that the rescan/remove lock is held when a VF is removed,
+	# which sriov_numvfs takes and vfio-pci's remove path does not.
+	for f in /sys/bus/pci/devices/*/sriov_numvfs; do
+		[ -e "$f" ] && [ "$(cat "$f")" != 0 ] || continue
+		echo 0 > "$f" || return 1
+	done
 	for m in kvm_vfio_rs vfio_pci vfio_pci_core vfio_iommu_type1 vfio iommufd; do
 		if grep -q "^$m " /proc/modules; then
 			rmmod $m || return 1
