@@ -53,3 +53,19 @@ __rust_helper bool rust_helper_is_file_hugepages(const struct file *file)
 {
 	return is_file_hugepages(file);
 }
+
+__rust_helper struct page *rust_helper_pfn_to_page(unsigned long pfn)
+{
+	return pfn_to_page(pfn);
+}
+
+__rust_helper struct folio *rust_helper_page_folio(struct page *page)
+{
+	return page_folio(page);
+}
+
+__rust_helper unsigned long rust_helper_folio_page_idx(const struct folio *folio,
+						       const struct page *page)
+{
+	return folio_page_idx(folio, page);
+}

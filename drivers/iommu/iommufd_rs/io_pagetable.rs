@@ -11,9 +11,12 @@
 //!
 //! With no I/O page table (IOMMU domain) attached, mapping records the user range and pins
 //! nothing, as in the C driver: pages are pinned when something needs them. While at least one
-//! domain is attached, every area holds a pin on its [`Pages`] (pinned once however many areas
-//! and domains share them, and charged to the memlock limit of the process that mapped them) and
-//! is mapped in every domain; maps and unmaps apply to all of them or to none.
+//! domain is attached, every area is mapped in every domain and is a holder of its pages, each
+//! pinned once however many areas hold it (see [`Pages`]) and charged once to the memlock limit
+//! of the process that mapped it; maps and unmaps apply to all domains or to none. Pins move a
+//! bounded batch at a time ([`PinBatch`]): pinned, mapped into every domain, then handed over
+//! to them; an unmap reads them back from the first domain to drop them ([`unfill`]). The
+//! domains are the record of what is pinned, so nothing else grows with the size of a mapping.
 //!
 //! The rules (errors, alignment of kernel-chosen IOVAs) are the C driver's, so that userspace sees
 //! the same behaviour; the arithmetic is pure and tested with KUnit.
@@ -22,6 +25,12 @@ use kernel::{
     iommu::domain::{
         prot as iommu_prot,
         Domain, //
+    },
+    mm::pin::{
+        unpin_run,
+        PageRun,
+        PageRuns,
+        PinBatch, //
     },
     page::PAGE_SIZE,
     prelude::*,
@@ -38,6 +47,10 @@ use crate::double_span::{
     AllowedSpans,
     Holes, //
 };
+use crate::pages::{
+    pin_from_domain,
+    PinsLocked, //
+};
 pub(crate) use crate::{
     double_span::IovaRange,
     pages::{
@@ -45,6 +58,10 @@ pub(crate) use crate::{
         Segment, //
     },
 };
+
+/// How many physically contiguous runs of pages one batch of pins holds (see [`PinBatch`]):
+/// the bookkeeping an IOAS with domains keeps for moving pins, whatever it maps.
+const RUNS_PER_BATCH: usize = 256;
 
 /// The largest alignment a kernel-chosen IOVA is given: a PMD-sized huge page when transparent
 /// huge pages exist (so the mapping can use one), else a page.
@@ -93,54 +110,381 @@ impl Area {
         prot
     }
 
-    /// Maps the area, whose first IOVA is `start`, into `domain`: all of it, or nothing on
-    /// error. The area's pages must be pinned, and `start`, the length and `start_byte` page
-    /// aligned (they are while a domain is attached, see [`IovaSpace::alignment`]).
-    ///
-    /// Each physically contiguous run of pages is mapped in calls of at most `max_chunk` bytes
-    /// (a multiple of `PAGE_SIZE`): `PAGE_SIZE` keeps the IOMMU driver from using larger page
-    /// table entries (`IOMMU_OPTION_HUGE_PAGES` off).
-    fn map_into(&self, start: u64, domain: &Domain, max_chunk: usize) -> Result {
+    /// The pages of the area, whose first IOVA is `start`, as (first page, number of pages).
+    /// `EINVAL` unless the area is page aligned, as every area is while the IOAS has a domain
+    /// (see [`IovaSpace::alignment`]).
+    fn page_range(&self, start: u64) -> Result<(usize, usize)> {
         let length = self.last - start + 1;
-        // Checked where areas are made; an unaligned area here would be mapped short.
         if start % PAGE != 0 || length % PAGE != 0 || self.start_byte % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
-        let first_page = self.start_byte / PAGE_SIZE;
-        let npages = (length / PAGE) as usize;
-        let prot = self.iommu_prot();
-        let mut mapped = 0usize;
-        let res = self
-            .pages
-            .for_each_run(first_page, npages, |index, phys, count| {
-                let iova = start + ((index - first_page) * PAGE_SIZE) as u64;
-                let mut done = 0usize;
-                while done < count * PAGE_SIZE {
-                    let size = (count * PAGE_SIZE - done).min(max_chunk);
-                    // SAFETY: The pages are pinned (the caller's requirement) and stay pinned
-                    // while the area is mapped in a domain: the area's pin reference is only
-                    // dropped after `unmap_from` has run on every domain of the IOAS
-                    // (`IovaSpace::release`).
-                    unsafe { domain.map(iova + done as u64, phys + done as u64, size, prot) }?;
-                    done += size;
-                    mapped += size;
-                }
-                Ok(())
-            });
-        if res.is_err() && mapped != 0 && !unmap_exactly(domain, start, mapped) {
-            self.pages.pin_forever();
-        }
-        res
+        let npages = usize::try_from(length / PAGE).map_err(|_| EINVAL)?;
+        Ok((self.start_byte / PAGE_SIZE, npages))
     }
+}
 
-    /// Unmaps the area, whose first IOVA is `start`, from `domain`. If the IOMMU driver leaves
-    /// part of it mapped, the area's pages stay pinned for good, so that a device cannot reach
-    /// them once they are freed.
-    fn unmap_from(&self, start: u64, domain: &Domain) {
-        // The length of an area mapped in a domain fits in a `usize`: it was pinned.
-        if !unmap_exactly(domain, start, (self.last - start + 1) as usize) {
-            self.pages.pin_forever();
+/// Maps `run` into `domain` at `iova`, in calls of at most `max_chunk` bytes (a multiple of
+/// `PAGE_SIZE`: `PAGE_SIZE` keeps the IOMMU driver from using larger page table entries, for
+/// `IOMMU_OPTION_HUGE_PAGES` off). On error, returns it with the number of bytes mapped, which
+/// the caller unmaps.
+///
+/// # Safety
+///
+/// The pages of `run` stay allocated to the caller, who may give devices access to them, until
+/// it unmaps them from `domain`.
+unsafe fn map_run(
+    domain: &Domain,
+    iova: u64,
+    run: PageRun,
+    prot: u32,
+    max_chunk: usize,
+) -> core::result::Result<(), (Error, usize)> {
+    let total = run.npages * PAGE_SIZE;
+    let mut done = 0usize;
+    while done < total {
+        let size = (total - done).min(max_chunk);
+        // SAFETY: The caller vouches for the memory until it unmaps it.
+        unsafe { domain.map(iova + done as u64, run.phys + done as u64, size, prot) }
+            .map_err(|e| (e, done))?;
+        done += size;
+    }
+    Ok(())
+}
+
+/// Maps the runs of `runs`, back to back, into `domain` from `iova` on; see [`map_run`].
+///
+/// # Safety
+///
+/// As for [`map_run`], for every run.
+unsafe fn map_runs(
+    domain: &Domain,
+    iova: u64,
+    runs: &PageRuns,
+    prot: u32,
+    max_chunk: usize,
+) -> core::result::Result<(), (Error, usize)> {
+    let mut done = 0usize;
+    for run in runs.iter() {
+        // SAFETY: The caller's guarantee covers every run.
+        unsafe { map_run(domain, iova + done as u64, run, prot, max_chunk) }
+            .map_err(|(e, mapped)| (e, done + mapped))?;
+        done += run.npages * PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// Maps `count` pages that `from` maps from `from_iova` on into every domain of `domains`
+/// from `iova` on, a physically contiguous run at a time. Returns how many pages every domain
+/// maps, with the error that stopped it; what the failing run left mapped is unmapped (if a
+/// domain fails to unmap, the run gets pins of its own that are never dropped, and `*kept` is
+/// set for the charge).
+///
+/// # Safety
+///
+/// The pages `from` maps in the range are pinned, and stay pinned until the caller unmaps them
+/// from `domains` again.
+unsafe fn map_from_domain(
+    from: &Domain,
+    from_iova: u64,
+    count: usize,
+    domains: &[Arc<Domain>],
+    iova: u64,
+    prot: u32,
+    max_chunk: usize,
+    kept: &mut bool,
+    runs: &mut PageRuns,
+    writable: bool,
+) -> (usize, Result) {
+    let mut done = 0;
+    while done < count {
+        let offset = (done * PAGE_SIZE) as u64;
+        let phys = from.iova_to_phys(from_iova + offset);
+        if phys == 0 {
+            pr_err!("iommufd: a page of a mapping is missing from its I/O page table\n");
+            return (done, Err(EFAULT));
         }
+        let mut n = 1;
+        while done + n < count
+            && from.iova_to_phys(from_iova + offset + (n * PAGE_SIZE) as u64)
+                == phys + (n * PAGE_SIZE) as u64
+        {
+            n += 1;
+        }
+        let run = PageRun { phys, npages: n };
+        for (i, domain) in domains.iter().enumerate() {
+            // SAFETY: The pages are pinned until the caller unmaps them (its guarantee), or
+            // until the undo below.
+            if let Err((e, mapped)) =
+                unsafe { map_run(domain, iova + offset, run, prot, max_chunk) }
+            {
+                let mut short = mapped != 0 && !unmap_exactly(domain, iova + offset, mapped);
+                for d in &domains[..i] {
+                    short |= !unmap_exactly(d, iova + offset, n * PAGE_SIZE);
+                }
+                if short {
+                    *kept = true;
+                    let mut batch = PinBatch::new(runs, writable);
+                    // SAFETY: The pages are pinned while this runs (the caller's guarantee).
+                    if unsafe { batch.add_pins(phys, n) }.is_err() {
+                        pr_err!("iommufd: could not keep the pages of a mapping pinned\n");
+                    }
+                    batch.hand_over();
+                }
+                return (done, Err(e));
+            }
+        }
+        done += n;
+    }
+    (done, Ok(()))
+}
+
+/// Pins the pages of `area`, whose first IOVA is `start`, maps them into every domain of
+/// `domains` and makes the area a holder of its pages, read from `domains[0]`. Pages another
+/// holder has are read from its domain; the rest are pinned from the source a batch at a time
+/// and their pins handed over to the domains. All of it, or nothing on error.
+fn fill(
+    area: &Area,
+    start: u64,
+    domains: &[Arc<Domain>],
+    runs: &mut PageRuns,
+    max_chunk: usize,
+) -> Result {
+    let d0 = domains.first().ok_or(EINVAL)?;
+    let (first, npages) = area.page_range(start)?;
+    let prot = area.iommu_prot();
+    let mut pins = area.pages.lock_pins();
+    pins.reserve_holder()?;
+    pins.charge()?;
+    // Pages mapped in every domain so far.
+    let mut done = 0;
+    let mut kept = false;
+    let mut res = Ok(());
+    while done < npages && res.is_ok() {
+        let index = first + done;
+        let iova = start + (done * PAGE_SIZE) as u64;
+        let (seg_end, held) = pins.segment(index, first + npages);
+        if let Some((from, from_iova)) = held {
+            // SAFETY: A holder has these pages, so they are pinned; they stay so while it is a
+            // holder, which it stays while the pins lock is held, and past that while this
+            // area is one too (from the end of this function) or until `unfill` unmaps them.
+            let (got, r) = unsafe {
+                map_from_domain(
+                    from,
+                    from_iova,
+                    seg_end - index,
+                    domains,
+                    iova,
+                    prot,
+                    max_chunk,
+                    &mut kept,
+                    runs,
+                    area.pages.writable(),
+                )
+            };
+            done += got;
+            res = r;
+            continue;
+        }
+        let mut batch = PinBatch::new(runs, area.pages.writable());
+        let got = match pins.pin_from_source(&mut batch, index, seg_end - index) {
+            Ok(0) => Err(ENOMEM),
+            other => other,
+        };
+        let got = match got {
+            Ok(got) => got,
+            Err(e) => {
+                res = Err(e);
+                break;
+            }
+        };
+        let mut failed = None;
+        for (i, domain) in domains.iter().enumerate() {
+            // SAFETY: The batch's pins keep the pages until it hands them over below; from
+            // then on the holders of the pages share them, and the last one drops them in
+            // `unfill`, after unmapping the pages from every domain of its IOAS.
+            if let Err((e, mapped)) =
+                unsafe { map_runs(domain, iova, batch.runs(), prot, max_chunk) }
+            {
+                failed = Some((i, e, mapped));
+                break;
+            }
+        }
+        if let Some((i, e, mapped)) = failed {
+            let mut short = mapped != 0 && !unmap_exactly(&domains[i], iova, mapped);
+            for domain in &domains[..i] {
+                short |= !unmap_exactly(domain, iova, got * PAGE_SIZE);
+            }
+            if short {
+                batch.hand_over();
+                kept = true;
+            }
+            res = Err(e);
+            break;
+        }
+        batch.hand_over();
+        done += got;
+    }
+    match res {
+        Ok(()) => {
+            pins.add_holder(d0, start, first, npages);
+            Ok(())
+        }
+        Err(e) => {
+            unfill(&mut pins, area, start, done, domains, runs);
+            if kept {
+                pins.keep_forever(&area.pages);
+            }
+            pins.uncharge();
+            Err(e)
+        }
+    }
+}
+
+/// Unmaps the first `npages` pages of `area`, mapped from IOVA `start` on, from every domain of
+/// `domains`, and unpins the ones no holder has (the caller is not one, or no longer), read
+/// back from `domains[0]` a batch at a time. Pages a domain fails to unmap keep their pins,
+/// and their charge, forever.
+fn unfill(
+    pins: &mut PinsLocked<'_>,
+    area: &Area,
+    start: u64,
+    npages: usize,
+    domains: &[Arc<Domain>],
+    runs: &mut PageRuns,
+) {
+    let Some(d0) = domains.first() else {
+        return;
+    };
+    let Ok((first, _)) = area.page_range(start) else {
+        return;
+    };
+    if npages == 0 {
+        return;
+    }
+    let size = npages * PAGE_SIZE;
+    let mut kept = false;
+    for domain in &domains[1..] {
+        kept |= !unmap_exactly(domain, start, size);
+    }
+    if kept {
+        // A domain still maps some of the pages: they get pins of their own, never dropped.
+        pin_forever(pins, area, start, npages, d0, runs);
+        kept = false;
+    }
+    let dirty = area.pages.writable();
+    let mut done = 0;
+    while done < npages {
+        runs.clear();
+        let iova = start + (done * PAGE_SIZE) as u64;
+        // Read pages until one needs a new run and none fits. The batch then ends at a
+        // physical discontinuity, which no page table entry spans, so it can be unmapped on
+        // its own exactly.
+        let mut n = 0;
+        while done + n < npages {
+            let phys = d0.iova_to_phys(iova + (n * PAGE_SIZE) as u64);
+            if phys == 0 || !runs.add(phys, 1) {
+                break;
+            }
+            n += 1;
+        }
+        if n == 0 {
+            // A page missing from the domain: a bug. Whatever of the rest is mapped goes, the
+            // pins stay.
+            kernel::warn_on!(true);
+            let _ = unmap_exactly(d0, iova, (npages - done) * PAGE_SIZE);
+            kept = true;
+            break;
+        }
+        if unmap_exactly(d0, iova, n * PAGE_SIZE) {
+            let mut index = first + done;
+            for run in runs.iter() {
+                pins.for_each_unheld(index, index + run.npages, |a, b| {
+                    // SAFETY: Each page some holder had holds one pin, which the last holder
+                    // to let go owns: no holder has these pages any more, and the caller,
+                    // which had them, read them back from the domain just before it unmapped
+                    // them; no domain maps them now.
+                    unsafe { unpin_run(run.phys + ((a - index) * PAGE_SIZE) as u64, b - a, dirty) };
+                });
+                index += run.npages;
+            }
+        } else {
+            kept = true;
+        }
+        done += n;
+    }
+    runs.clear();
+    if kept {
+        pins.keep_forever(&area.pages);
+    }
+}
+
+/// Maps `area`, whose first IOVA is `start` and which `from` maps, into `to` too, reading its
+/// pages from `from`. All of it, or nothing on error.
+fn mirror(
+    area: &Area,
+    start: u64,
+    from: &Domain,
+    to: &Arc<Domain>,
+    runs: &mut PageRuns,
+    max_chunk: usize,
+) -> Result {
+    let (_, npages) = area.page_range(start)?;
+    let mut kept = false;
+    // SAFETY: The area is a holder of its pages, which stay pinned while it is; it stops being
+    // one only in `unfill`, after unmapping them from every domain, which `to` is one of once
+    // this succeeds (on error it is unmapped below).
+    let (done, res) = unsafe {
+        map_from_domain(
+            from,
+            start,
+            npages,
+            core::slice::from_ref(to),
+            start,
+            area.iommu_prot(),
+            max_chunk,
+            &mut kept,
+            runs,
+            area.pages.writable(),
+        )
+    };
+    if kept {
+        area.pages.lock_pins().keep_forever(&area.pages);
+    }
+    if res.is_err() && done != 0 && !unmap_exactly(to, start, done * PAGE_SIZE) {
+        pin_forever(&mut area.pages.lock_pins(), area, start, done, from, runs);
+    }
+    res
+}
+
+/// Gives pins on the first `npages` pages of `area`, whose first IOVA is `start` and which
+/// `from` maps, to no one: for pages a domain failed to unmap, which the pins the holders share
+/// no longer cover once the holders let go of them. Called with the pages still pinned.
+fn pin_forever(
+    pins: &mut PinsLocked<'_>,
+    area: &Area,
+    start: u64,
+    npages: usize,
+    from: &Domain,
+    runs: &mut PageRuns,
+) {
+    pins.keep_forever(&area.pages);
+    let mut done = 0;
+    while done < npages {
+        let mut batch = PinBatch::new(runs, area.pages.writable());
+        let iova = start + (done * PAGE_SIZE) as u64;
+        // SAFETY: Every page `from` maps for an area is pinned: by the pins the holders share,
+        // which the area is one of or has just stopped being one of without unpinning yet
+        // (its callers unpin only after this returns), or by the batches `fill` handed over
+        // before it failed. Nothing unpins them while the caller holds the pins lock.
+        match unsafe { pin_from_domain(from, iova, &mut batch, npages - done) } {
+            Ok(got) if got > 0 => done += got,
+            _ => {
+                pr_err!("iommufd: could not keep the pages of a mapping pinned\n");
+                batch.hand_over();
+                return;
+            }
+        }
+        batch.hand_over();
     }
 }
 
@@ -170,9 +514,12 @@ pub(crate) struct IovaSpace {
     reserved: KVec<IovaRange>,
     /// The reserved ranges, each with its owner (a domain's aperture, a device's regions).
     reserved_by: KVec<(usize, IovaRange)>,
-    /// The I/O page tables mirroring the areas. While there is one, every area holds a pin
-    /// reference on its pages and is mapped in each of them.
+    /// The I/O page tables mirroring the areas. While there is one, every area is mapped in
+    /// each of them and is a holder of its pages (see [`Pages`]).
     domains: KVec<Arc<Domain>>,
+    /// Room for one batch of pins on their way into or out of the domains: `Some` exactly while
+    /// there is a domain, so that unmapping never needs to allocate.
+    runs: Option<PageRuns>,
     /// The alignment the domains need: their smallest page size (1 without a domain).
     domain_alignment: u64,
     /// Ranges kernel-chosen IOVAs must come from, sorted, not overlapping; empty: no limit.
@@ -191,6 +538,7 @@ impl IovaSpace {
             reserved: KVec::new(),
             reserved_by: KVec::new(),
             domains: KVec::new(),
+            runs: None,
             domain_alignment: 1,
             allowed: KVVec::new(),
             alignment: 1,
@@ -442,7 +790,7 @@ impl IovaSpace {
         Ok(iova)
     }
 
-    /// The most bytes one call into the IOMMU driver may map (see [`Area::map_into`]).
+    /// The most bytes one call into the IOMMU driver may map (see [`map_run`]).
     fn map_chunk(&self) -> usize {
         if self.large_pages {
             usize::MAX
@@ -452,34 +800,30 @@ impl IovaSpace {
     }
 
     /// Makes a new area, whose first IOVA is `start`, visible to the domains: pins its pages
-    /// and maps it in each. Nothing to do without a domain. All or nothing.
-    fn acquire(&self, start: u64, area: &Area) -> Result {
-        if self.domains.is_empty() {
-            return Ok(());
+    /// and maps them in each. Nothing to do without a domain. All or nothing.
+    fn acquire(&mut self, start: u64, area: &Area) -> Result {
+        let chunk = self.map_chunk();
+        match self.runs.as_mut() {
+            Some(runs) if !self.domains.is_empty() => fill(area, start, &self.domains, runs, chunk),
+            _ => Ok(()),
         }
-        area.pages.pin_get()?;
-        for (i, domain) in self.domains.iter().enumerate() {
-            if let Err(e) = area.map_into(start, domain, self.map_chunk()) {
-                for done in &self.domains[..i] {
-                    area.unmap_from(start, done);
-                }
-                area.pages.pin_put();
-                return Err(e);
-            }
-        }
-        Ok(())
     }
 
-    /// Undoes [`Self::acquire`] for an area leaving the IOAS: unmaps it from every domain, then
-    /// drops its pin reference.
-    fn release(&self, start: u64, area: &Area) {
-        if self.domains.is_empty() {
+    /// Undoes [`Self::acquire`] for an area leaving the IOAS: unmaps it from every domain and
+    /// drops its pins.
+    fn release(&mut self, start: u64, area: &Area) {
+        let (Some(runs), Some(d0)) = (self.runs.as_mut(), self.domains.first()) else {
             return;
-        }
-        for domain in &self.domains {
-            area.unmap_from(start, domain);
-        }
-        area.pages.pin_put();
+        };
+        let Ok((_, npages)) = area.page_range(start) else {
+            // Every area of an IOAS with a domain is page aligned.
+            kernel::warn_on!(true);
+            return;
+        };
+        let mut pins = area.pages.lock_pins();
+        pins.remove_holder(d0, start);
+        unfill(&mut pins, area, start, npages, &self.domains, runs);
+        pins.uncharge();
     }
 
     /// Adds `domain` to the I/O page tables that mirror the IOAS: reserves the IOVAs outside its
@@ -518,36 +862,60 @@ impl IovaSpace {
         self.add_reserved(owner, &outside)?;
 
         let first = self.domains.is_empty();
+        if first {
+            match PageRuns::new(RUNS_PER_BATCH) {
+                Ok(runs) => self.runs = Some(runs),
+                Err(e) => {
+                    self.remove_reserved(owner);
+                    return Err(e);
+                }
+            }
+        }
         let chunk = self.map_chunk();
         let mut done: Option<u64> = None;
         let mut res = Ok(());
-        for (start, area) in self.areas.iter() {
-            if first {
-                if let Err(e) = area.pages.pin_get() {
-                    res = Err(e);
+        if let Some(runs) = self.runs.as_mut() {
+            let only = core::slice::from_ref(&domain);
+            for (start, area) in self.areas.iter() {
+                res = match self.domains.first() {
+                    None => fill(area, *start, only, runs, chunk),
+                    Some(d0) => mirror(area, *start, d0, &domain, runs, chunk),
+                };
+                if res.is_err() {
                     break;
                 }
+                done = Some(*start);
             }
-            if let Err(e) = area.map_into(*start, &domain, chunk) {
-                if first {
-                    area.pages.pin_put();
-                }
-                res = Err(e);
-                break;
-            }
-            done = Some(*start);
-        }
-        if let Err(e) = res {
-            if let Some(last_done) = done {
+            if res.is_err() {
                 for (start, area) in self.areas.iter() {
-                    if *start > last_done {
+                    if done.is_none_or(|last_done| *start > last_done) {
                         break;
                     }
-                    area.unmap_from(*start, &domain);
                     if first {
-                        area.pages.pin_put();
+                        let mut pins = area.pages.lock_pins();
+                        pins.remove_holder(&domain, *start);
+                        let npages = area.page_range(*start).map_or(0, |(_, n)| n);
+                        unfill(&mut pins, area, *start, npages, only, runs);
+                        pins.uncharge();
+                    } else if !unmap_exactly(&domain, *start, (area.last - start + 1) as usize) {
+                        if let Some(d0) = self.domains.first() {
+                            let npages = area.page_range(*start).map_or(0, |(_, n)| n);
+                            pin_forever(
+                                &mut area.pages.lock_pins(),
+                                area,
+                                *start,
+                                npages,
+                                d0,
+                                runs,
+                            );
+                        }
                     }
                 }
+            }
+        }
+        if let Err(e) = res {
+            if first {
+                self.runs = None;
             }
             self.remove_reserved(owner);
             return Err(e);
@@ -564,15 +932,48 @@ impl IovaSpace {
         let Some(index) = self.domains.iter().position(|d| Arc::ptr_eq(d, domain)) else {
             return;
         };
-        let _ = self.domains.remove(index);
-        let last = self.domains.is_empty();
-        for (start, area) in self.areas.iter() {
-            area.unmap_from(*start, domain);
-            if last {
-                area.pages.pin_put();
+        let Ok(domain) = self.domains.remove(index) else {
+            return;
+        };
+        if let Some(runs) = self.runs.as_mut() {
+            match self.domains.first() {
+                None => {
+                    let only = core::slice::from_ref(&domain);
+                    for (start, area) in self.areas.iter() {
+                        let mut pins = area.pages.lock_pins();
+                        pins.remove_holder(&domain, *start);
+                        let npages = area.page_range(*start).map_or(0, |(_, n)| n);
+                        unfill(&mut pins, area, *start, npages, only, runs);
+                        pins.uncharge();
+                    }
+                }
+                Some(d0) => {
+                    for (start, area) in self.areas.iter() {
+                        if index == 0 {
+                            // Readers of the area's pins must not find them in a domain
+                            // about to unmap them.
+                            area.pages.lock_pins().move_holder(&domain, d0, *start);
+                        }
+                        // The length of an area mapped in a domain fits in a `usize`.
+                        if !unmap_exactly(&domain, *start, (area.last - start + 1) as usize) {
+                            let npages = area.page_range(*start).map_or(0, |(_, n)| n);
+                            pin_forever(
+                                &mut area.pages.lock_pins(),
+                                area,
+                                *start,
+                                npages,
+                                d0,
+                                runs,
+                            );
+                        }
+                    }
+                }
             }
         }
-        self.remove_reserved(Arc::as_ptr(domain) as usize);
+        if self.domains.is_empty() {
+            self.runs = None;
+        }
+        self.remove_reserved(Arc::as_ptr(&domain) as usize);
         self.domain_alignment = self
             .domains
             .iter()

@@ -41,7 +41,9 @@
 //!    under it when the group attaches, moves or detaches),
 //! 4. `Ioas::iova` (the IOVA space and its domains; never for two IOASes at once, see
 //!    `IOMMU_IOAS_COPY`),
-//! 5. `Pages::pins` (the pins of some memory, shared by the areas over it),
+//! 5. `Pages::pins` (the charge and the holders of some memory, shared by the areas over it;
+//!    held while an area's pages are pinned, mapped, unmapped and unpinned, and while the I/O
+//!    page table of another IOAS holding the same pages is read),
 //! 6. the object table's XArray spinlock, then an object's `users` spinlock.
 //!
 //! `Ioas::auto_hwpts` and `DeviceSignal::devices` (the module's coherency signal) are leaves. Notifier chains are

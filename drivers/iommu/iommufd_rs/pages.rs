@@ -5,14 +5,25 @@
 //!
 //! A [`Pages`] describes the memory of one `IOMMU_IOAS_MAP` or `IOMMU_IOAS_MAP_FILE`; the areas
 //! `IOMMU_IOAS_COPY` makes share it. It pins nothing until an area over it is mapped in a
-//! domain, then pins every page once, however many areas and domains use them, and unpins them
-//! with the last such use.
+//! domain. Then the area's pages are pinned a bounded batch at a time ([`PinBatch`]), mapped,
+//! and the pins handed over to the domains: from there on the I/O page table is the record of
+//! which pages are pinned, and they are read back from it to be unpinned
+//! ([`kernel::mm::pin::unpin_run`]). No bookkeeping grows with the size of a mapping.
+//!
+//! An area mapped so is a *holder* of its pages. Each page is pinned once however many holders
+//! have it. When another area over the same pages is mapped (a copy), the pages some holder has
+//! are read from that holder's page table, so both map the same memory whatever the process
+//! did to its address space in between; only pages no holder has are pinned from the source. A
+//! holder that lets go unpins only the pages no other holder has. The pages are charged to the
+//! payer once, however many areas hold them.
 
 use kernel::{
+    alloc::KVVec,
     fs::File,
+    iommu::domain::Domain,
     mm::pin::{
-        PinCharge,
-        PinnedPages, //
+        PinBatch,
+        PinCharge, //
     },
     new_mutex,
     page::PAGE_SIZE,
@@ -20,11 +31,12 @@ use kernel::{
     sync::{
         aref::ARef,
         Arc,
-        Mutex, //
+        Mutex,
+        MutexGuard, //
     },
 };
 
-/// The page size, as a file offset.
+/// The page size, as a file offset or IOVA quantity.
 const PAGE: u64 = PAGE_SIZE as u64;
 
 /// Where the memory behind a [`Pages`] lives.
@@ -56,17 +68,241 @@ pub(crate) struct Pages {
     /// Who pays for the pages while they are pinned: the process that mapped them. `None` only
     /// for memory described by a kernel thread (the KUnit tests), which cannot be pinned.
     payer: Option<PinCharge>,
-    /// The pins, taken while some area over these pages is mapped in an I/O page table.
+    /// The charge and the holders.
     #[pin]
     pins: Mutex<PinState>,
 }
 
-/// The pins of a [`Pages`].
+/// An area whose pages are pinned and mapped: pages `first..=last` of the [`Pages`] are mapped
+/// in `domain` from IOVA `iova` on. Each page some holder has holds exactly one pin, which the
+/// holders that have it share: the last of them to let go drops it.
+struct Holder {
+    /// One of the domains of the area's IOAS (its first).
+    domain: Arc<Domain>,
+    /// The IOVA of page `first`.
+    iova: u64,
+    /// The first page.
+    first: usize,
+    /// The last page.
+    last: usize,
+}
+
+/// What [`Pages::pins`] protects.
 struct PinState {
-    /// How many (area, IOAS with at least one domain) pairs need the pages pinned.
+    /// How many holders there are, plus the pins kept forever: the pages are charged while it
+    /// is not zero.
     users: usize,
-    /// The pins: `Some` exactly while `users` is not zero.
-    pinned: Option<PinnedPages>,
+    /// The areas whose pages are pinned and mapped, and whose domains can be read for them.
+    holders: KVVec<Holder>,
+}
+
+/// The pins of a [`Pages`], locked: the proof its holders stay put while one is read.
+pub(crate) struct PinsLocked<'a> {
+    /// The memory.
+    pages: &'a Pages,
+    /// The locked state.
+    state: MutexGuard<'a, PinState>,
+}
+
+impl PinsLocked<'_> {
+    /// Counts a new user; the first charges every page to the payer.
+    ///
+    /// `ENOMEM` over the memlock limit, `EINVAL` for memory no process pays for; then nothing
+    /// changes.
+    pub(crate) fn charge(&mut self) -> Result {
+        if self.state.users == 0 {
+            let payer = self.pages.payer.as_ref().ok_or(EINVAL)?;
+            payer.charge(self.pages.npages)?;
+        }
+        self.state.users += 1;
+        Ok(())
+    }
+
+    /// Undoes [`Self::charge`]; the last user uncharges.
+    pub(crate) fn uncharge(&mut self) {
+        self.state.users -= 1;
+        if self.state.users == 0 {
+            if let Some(payer) = &self.pages.payer {
+                payer.uncharge(self.pages.npages);
+            }
+        }
+    }
+
+    /// Keeps `pages` (which are these), their charge and whatever pins the caller leaves
+    /// behind for as long as the system runs: for pages an IOMMU driver failed to unmap, which
+    /// a device may still reach. Costs their memory and the payer's charge, which is better
+    /// than letting a device write to freed memory.
+    pub(crate) fn keep_forever(&mut self, pages: &Arc<Pages>) {
+        self.state.users += 1;
+        // Without this the charge would go with the last area over the pages.
+        core::mem::forget(pages.clone());
+    }
+
+    /// Makes room for one more holder, so that [`Self::add_holder`] cannot fail.
+    pub(crate) fn reserve_holder(&mut self) -> Result {
+        // Sized by how many copies userspace makes: ENOMEM, never a warning, when too many.
+        self.state
+            .holders
+            .reserve(1, GFP_KERNEL_ACCOUNT | __GFP_NOWARN)?;
+        Ok(())
+    }
+
+    /// Records that pages `first..first + npages` are mapped in `domain` from `iova` on, each
+    /// with a pin the caller owns; [`Self::reserve_holder`] made room.
+    pub(crate) fn add_holder(
+        &mut self,
+        domain: &Arc<Domain>,
+        iova: u64,
+        first: usize,
+        npages: usize,
+    ) {
+        let holder = Holder {
+            domain: domain.clone(),
+            iova,
+            first,
+            last: first + npages - 1,
+        };
+        // Room was reserved; if it was not, the pages are only not shared with later copies.
+        let _ = self.state.holders.push_within_capacity(holder);
+    }
+
+    /// Forgets the holder mapped in `domain` at `iova`. Called before the holder unmaps.
+    pub(crate) fn remove_holder(&mut self, domain: &Arc<Domain>, iova: u64) {
+        let holders = &mut self.state.holders;
+        if let Some(i) = holders
+            .iter()
+            .position(|h| h.iova == iova && Arc::ptr_eq(&h.domain, domain))
+        {
+            let _ = holders.remove(i);
+        }
+    }
+
+    /// The holder mapped in `old` at `iova` is now read from `new`, which maps it too. Called
+    /// before `old` unmaps it.
+    pub(crate) fn move_holder(&mut self, old: &Arc<Domain>, new: &Arc<Domain>, iova: u64) {
+        if let Some(h) = self
+            .state
+            .holders
+            .iter_mut()
+            .find(|h| h.iova == iova && Arc::ptr_eq(&h.domain, old))
+        {
+            h.domain = new.clone();
+        }
+    }
+
+    /// The pages from `index` up to `end` (exclusive) that are alike to page `index`: up to
+    /// where the holder that has page `index` stops having pages, or, if none has it, up to
+    /// where the first holder after it starts. Returns that end, and for pages a holder has,
+    /// the domain it maps them in and the IOVA of page `index` there.
+    pub(crate) fn segment(&self, index: usize, end: usize) -> (usize, Option<(&Arc<Domain>, u64)>) {
+        let holders = &self.state.holders;
+        if let Some(h) = holders.iter().find(|h| h.first <= index && index <= h.last) {
+            let iova = h.iova + ((index - h.first) * PAGE_SIZE) as u64;
+            return (end.min(h.last + 1), Some((&h.domain, iova)));
+        }
+        let next = holders
+            .iter()
+            .filter(|h| h.first > index)
+            .map(|h| h.first)
+            .min()
+            .unwrap_or(usize::MAX);
+        (end.min(next), None)
+    }
+
+    /// Pins pages from page `index` on, which no holder has, into `batch` from the source: at
+    /// most `count`, as many as fit. Returns how many, 0 only if `batch` is full.
+    ///
+    /// `EFAULT` if a page is not mapped (or is read-only and the pages are writable),
+    /// `ENOMEM`, `EINTR`, `EINVAL` for memory described by a kernel thread. What was pinned
+    /// before an error stays in `batch`.
+    pub(crate) fn pin_from_source(
+        &self,
+        batch: &mut PinBatch<'_>,
+        index: usize,
+        count: usize,
+    ) -> Result<usize> {
+        let mut done = 0;
+        let mut mm = None;
+        while done < count {
+            let i = index + done;
+            let got = match &self.pages.source {
+                Source::User { uptr } => {
+                    if mm.is_none() {
+                        let payer = self.pages.payer.as_ref().ok_or(EINVAL)?;
+                        mm = Some(payer.mm().mmget_not_zero().ok_or(EFAULT)?);
+                    }
+                    let mm = mm.as_ref().ok_or(EFAULT)?;
+                    batch.pin_user(mm, uptr + i * PAGE_SIZE, count - done)?
+                }
+                Source::File { file, start } => {
+                    batch.pin_file(file, start + i as u64 * PAGE, count - done)?
+                }
+            };
+            if got == 0 {
+                break;
+            }
+            done += got;
+        }
+        Ok(done)
+    }
+
+    /// Calls `f(first, end)` for each range of pages from `index` up to `end` (exclusive)
+    /// that no holder has: the pages whose pin is the caller's alone.
+    pub(crate) fn for_each_unheld(
+        &self,
+        index: usize,
+        end: usize,
+        mut f: impl FnMut(usize, usize),
+    ) {
+        let mut i = index;
+        while i < end {
+            let (seg_end, held) = self.segment(i, end);
+            if held.is_none() {
+                f(i, seg_end);
+            }
+            i = seg_end;
+        }
+    }
+}
+
+/// Adds pins to `batch` on the `count` pages `domain` maps from `iova` on, read from it, as many
+/// as fit. Returns how many. `EFAULT` if a page is missing from `domain` (a bug), `ENOMEM`.
+///
+/// # Safety
+///
+/// Each page `domain` maps in the range holds a pin, taken for writing if `batch`'s pins are,
+/// that its owner keeps until this returns.
+pub(crate) unsafe fn pin_from_domain(
+    domain: &Domain,
+    iova: u64,
+    batch: &mut PinBatch<'_>,
+    count: usize,
+) -> Result<usize> {
+    let iova_of = |i: usize| iova + (i * PAGE_SIZE) as u64;
+    let mut done = 0;
+    while done < count {
+        let phys = domain.iova_to_phys(iova_of(done));
+        if phys == 0 {
+            pr_err!("iommufd: a page of a mapping is missing from its I/O page table\n");
+            return Err(EFAULT);
+        }
+        if !batch.can_add(phys) {
+            break;
+        }
+        // The longest physically contiguous run from here.
+        let mut n = 1;
+        while done + n < count
+            && domain.iova_to_phys(iova_of(done + n)) == phys + (n * PAGE_SIZE) as u64
+        {
+            n += 1;
+        }
+        // SAFETY: Each page of the run holds a pin kept until we return (the caller's
+        // guarantee), with the batch's `writable`; the run is physically contiguous (just
+        // read).
+        unsafe { batch.add_pins(phys, n) }?;
+        done += n;
+    }
+    Ok(done)
 }
 
 impl Pages {
@@ -91,85 +327,24 @@ impl Pages {
                 npages: (start_byte + length).div_ceil(PAGE_SIZE),
                 writable,
                 payer,
-                pins <- new_mutex!(PinState { users: 0, pinned: None }, "Pages::pins"),
+                pins <- new_mutex!(
+                    PinState {
+                        users: 0,
+                        holders: KVVec::new(),
+                    },
+                    "Pages::pins"
+                ),
             }),
             GFP_KERNEL_ACCOUNT,
         )
     }
 
-    /// Takes a pin reference: the first one pins every page and charges them to the payer.
-    ///
-    /// `EFAULT` if some page is not mapped (or is read-only and the pages are writable),
-    /// `ENOMEM` over the memlock limit, `EINVAL` for a file that is not a memfd. On error
-    /// nothing is pinned or charged.
-    pub(crate) fn pin_get(&self) -> Result {
-        let mut state = self.pins.lock();
-        if state.users == 0 {
-            let payer = self.payer.as_ref().ok_or(EINVAL)?;
-            payer.charge(self.npages)?;
-            let pinned = match &self.source {
-                Source::User { uptr } => payer.mm().mmget_not_zero().ok_or(EFAULT).and_then(|mm| {
-                    let mut pinned = PinnedPages::new(self.writable);
-                    pinned.pin(&mm, *uptr, self.npages)?;
-                    Ok(pinned)
-                }),
-                Source::File { file, start } => PinnedPages::pin_file(file, *start, self.npages),
-            };
-            match pinned {
-                Ok(pinned) => state.pinned = Some(pinned),
-                Err(e) => {
-                    payer.uncharge(self.npages);
-                    return Err(e);
-                }
-            }
+    /// Locks the pins.
+    pub(crate) fn lock_pins(&self) -> PinsLocked<'_> {
+        PinsLocked {
+            pages: self,
+            state: self.pins.lock(),
         }
-        state.users += 1;
-        Ok(())
-    }
-
-    /// Keeps the pages pinned, and so allocated to us, for as long as the system runs: for pages
-    /// an IOMMU driver failed to unmap, which a device may still reach. Costs their memory and
-    /// the payer's charge, which is better than letting a device write to freed memory.
-    pub(crate) fn pin_forever(self: &Arc<Self>) {
-        self.pins.lock().users += 1;
-        // Without this the pins would go when the last area over the pages does.
-        core::mem::forget(self.clone());
-    }
-
-    /// Drops a pin reference taken by [`Self::pin_get`]; the last one unpins and uncharges.
-    pub(crate) fn pin_put(&self) {
-        let mut state = self.pins.lock();
-        state.users -= 1;
-        if state.users == 0 {
-            drop(state.pinned.take());
-            if let Some(payer) = &self.payer {
-                payer.uncharge(self.npages);
-            }
-        }
-    }
-
-    /// Calls `f(page_index, phys, npages)` for each physically contiguous run of the pinned
-    /// pages `first..first + count`, stopping at the first error.
-    pub(crate) fn for_each_run(
-        &self,
-        first: usize,
-        count: usize,
-        mut f: impl FnMut(usize, u64, usize) -> Result,
-    ) -> Result {
-        let state = self.pins.lock();
-        let pinned = state.pinned.as_ref().ok_or(EINVAL)?;
-        let mut i = first;
-        let end = first + count;
-        while i < end {
-            let start_phys = pinned.phys(i).ok_or(EINVAL)?;
-            let mut n = 1;
-            while i + n < end && pinned.phys(i + n) == Some(start_phys + (n * PAGE_SIZE) as u64) {
-                n += 1;
-            }
-            f(i, start_phys, n)?;
-            i += n;
-        }
-        Ok(())
     }
 
     /// The number of pages.

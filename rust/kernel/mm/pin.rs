@@ -4,8 +4,11 @@
 //!
 //! A device that reaches user memory through an IOMMU needs every page behind a mapping to stay
 //! where it is for as long as the mapping exists, whatever the process does to its address space
-//! meanwhile. [`PinnedPages`] holds such pins (`FOLL_PIN | FOLL_LONGTERM`, so the pages are first
-//! migrated out of movable zones) and drops them when it goes away. Pinned memory cannot be
+//! meanwhile. [`PinBatch`] takes such pins (`FOLL_PIN | FOLL_LONGTERM`, so the pages are first
+//! migrated out of movable zones) a bounded number of physically contiguous runs ([`PageRuns`])
+//! at a time; once the pages are in use (mapped), the batch hands its pins over to the caller,
+//! whose own records (an I/O page table) say which pages to unpin later ([`unpin_run`]).
+//! Pinned memory cannot be
 //! reclaimed, so it is charged to somebody's `RLIMIT_MEMLOCK`: [`PinCharge`] does that the way
 //! the kernel's other long-term pinners (io_uring, VFIO, iommufd) do.
 //!
@@ -13,7 +16,6 @@
 //! [`include/linux/sched/user.h`](srctree/include/linux/sched/user.h).
 
 use crate::{
-    alloc::KVVec,
     bindings,
     capability::{
         capable,
@@ -25,6 +27,7 @@ use crate::{
         Mm,
         MmWithUser, //
     },
+    page::PAGE_SIZE,
     prelude::*,
     sync::{
         aref::ARef,
@@ -37,9 +40,12 @@ use crate::{
 };
 use core::ptr::NonNull;
 
-/// How many pages one call into the pinning code asks for: large enough to amortise the page
-/// table walk, small enough to stay responsive to signals between batches.
-const PIN_BATCH: usize = 512;
+/// The most pages one call into the pinning code asks for: large enough to amortise the page
+/// table walk, small enough to stay responsive to signals between calls.
+const PIN_CALL: usize = 512;
+
+/// The page size, as a physical address quantity.
+const PAGE: PhysAddr = PAGE_SIZE as PhysAddr;
 
 /// The integer inside an `atomic_long_t`.
 #[cfg(CONFIG_64BIT)]
@@ -48,169 +54,239 @@ type LongCounter = i64;
 #[cfg(not(CONFIG_64BIT))]
 type LongCounter = i32;
 
-/// Long-term pins on consecutive pages of a user address space or of a memfd, dropped with the
-/// object.
+/// Whether [`PinBatch::pin_file`] can pin `file`'s pages: it is memory (shmem, which memfds
+/// are, or hugetlbfs), not a file whose pages belong to a device or live on disk.
+pub fn file_is_memory(file: &File) -> bool {
+    // SAFETY: `file` is a valid file for the duration of the call; both only read its mapping
+    // and operations.
+    unsafe { bindings::shmem_file(file.as_ptr()) || bindings::is_file_hugepages(file.as_ptr()) }
+}
+
+/// Whether `file` is a dma-buf: memory an exporting driver lends out, which is not pinned but
+/// attached to.
+pub fn file_is_dma_buf(file: &File) -> bool {
+    /// The magic number of the pseudo file system dma-buf files live on
+    /// (`include/uapi/linux/magic.h`).
+    const DMA_BUF_MAGIC: c_ulong = 0x444d_4142;
+    // SAFETY: `file` is a valid file for the duration of the call, so its inode and that inode's
+    // super block are valid too (an open file pins both); the magic number of a super block
+    // never changes.
+    unsafe { (*(*(*file.as_ptr()).f_inode).i_sb).s_magic == DMA_BUF_MAGIC }
+}
+
+/// A physically contiguous run of pages: `npages` pages from the page-aligned `phys` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRun {
+    /// The physical address of the first page.
+    pub phys: PhysAddr,
+    /// The number of pages.
+    pub npages: usize,
+}
+
+impl PageRun {
+    /// Whether the page at `phys` comes right after the run.
+    fn continued_by(&self, phys: PhysAddr) -> bool {
+        self.phys + self.npages as PhysAddr * PAGE == phys
+    }
+}
+
+/// A list of physically contiguous runs of pages, in the order they were added, with a
+/// capacity fixed when it is made: memory for bookkeeping that does not grow with the amount
+/// of memory described. Plain data: it says nothing about who holds the pages.
+pub struct PageRuns {
+    /// The runs; never more than the capacity reserved at creation.
+    runs: KVec<PageRun>,
+    /// The number of pages in `runs`.
+    npages: usize,
+}
+
+impl PageRuns {
+    /// An empty list with room for `capacity` runs (at least one).
+    pub fn new(capacity: usize) -> Result<Self> {
+        Ok(Self {
+            runs: KVec::with_capacity(capacity.max(1), GFP_KERNEL_ACCOUNT)?,
+            npages: 0,
+        })
+    }
+
+    /// Forgets every run.
+    pub fn clear(&mut self) {
+        self.runs.clear();
+        self.npages = 0;
+    }
+
+    /// The number of pages listed.
+    pub fn npages(&self) -> usize {
+        self.npages
+    }
+
+    /// Whether nothing is listed.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// How many more runs fit.
+    pub fn room(&self) -> usize {
+        self.runs.capacity() - self.runs.len()
+    }
+
+    /// Whether `npages` pages from `phys` can be added: they continue the last run, or a new
+    /// run fits.
+    pub fn can_add(&self, phys: PhysAddr) -> bool {
+        self.room() > 0 || self.runs.last().is_some_and(|last| last.continued_by(phys))
+    }
+
+    /// Adds `npages` pages from the page-aligned `phys`, joined to the last run if they continue
+    /// it. Returns `false`, and adds nothing, if that needs a new run and none fits.
+    pub fn add(&mut self, phys: PhysAddr, npages: usize) -> bool {
+        if let Some(last) = self.runs.last_mut() {
+            if last.continued_by(phys) {
+                last.npages += npages;
+                self.npages += npages;
+                return true;
+            }
+        }
+        if self
+            .runs
+            .push_within_capacity(PageRun { phys, npages })
+            .is_err()
+        {
+            return false;
+        }
+        self.npages += npages;
+        true
+    }
+
+    /// The runs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = PageRun> + '_ {
+        self.runs.iter().copied()
+    }
+}
+
+/// Calls `f(folio, page, nr)` for each folio the physically contiguous run of `npages` pages
+/// from `phys` touches, with its first page in the run and how many of its pages the run
+/// covers, stopping at the first `false` from `f`. Returns how many pages were covered by the
+/// calls that returned `true`.
+///
+/// # Safety
+///
+/// Every page of the run is pinned, by the caller or by somebody who keeps the pin while this
+/// runs, so that it has a valid `struct page` and belongs to a folio that stays allocated.
+unsafe fn for_each_folio(
+    phys: PhysAddr,
+    npages: usize,
+    mut f: impl FnMut(*mut bindings::folio, *mut bindings::page, usize) -> bool,
+) -> usize {
+    let mut pfn = (phys / PAGE) as c_ulong;
+    let mut done = 0;
+    while done < npages {
+        // SAFETY: `pfn` is the frame of a pinned page (the caller's guarantee), so it has a
+        // valid `struct page`, in a folio its pin keeps allocated. Looking the page up by frame
+        // for every folio, rather than stepping through `struct page`s, is right whatever the
+        // memory model.
+        let (folio, page, nr) = unsafe {
+            let page = bindings::pfn_to_page(pfn);
+            let folio = bindings::page_folio(page);
+            let index = bindings::folio_page_idx(folio, page) as usize;
+            let in_folio = bindings::folio_nr_pages(folio) as usize - index;
+            (folio, page, in_folio.min(npages - done))
+        };
+        if !f(folio, page, nr) {
+            break;
+        }
+        done += nr;
+        pfn += nr as c_ulong;
+    }
+    done
+}
+
+/// Drops one long-term pin on each of the `npages` pages from `phys`, marking them dirty first
+/// if `dirty`.
+///
+/// # Safety
+///
+/// The caller owns one pin on each page of the run (from [`PinBatch`], kept with
+/// [`PinBatch::hand_over`]), and gives it up; the run is physically contiguous.
+pub unsafe fn unpin_run(phys: PhysAddr, npages: usize, dirty: bool) {
+    // SAFETY: The caller owns a pin on every page of the run.
+    unsafe {
+        for_each_folio(phys, npages, |_, page, nr| {
+            // SAFETY: `page` and the `nr - 1` pages after it are pages of one folio, so their
+            // `struct page`s are contiguous; the caller owns a pin on each, dropped once here.
+            bindings::unpin_user_page_range_dirty_lock(page, nr as c_ulong, dirty);
+            true
+        })
+    };
+}
+
+/// Long-term pins (`FOLL_PIN | FOLL_LONGTERM`, so the pages are first migrated out of movable
+/// zones) on the pages listed in a [`PageRuns`], dropped with the batch unless handed over.
+///
+/// A batch holds at most as many runs as its [`PageRuns`] has room for, however much memory
+/// they cover: pinning a large range is a loop of batches, each used (mapped) and handed over
+/// before the next, so the bookkeeping stays the same size whatever the range.
 ///
 /// # Invariants
 ///
-/// If `folios` is empty, every element of `pages` is a page this object pinned with
-/// `FOLL_PIN | FOLL_LONGTERM` and has not unpinned yet; when `writable` is set, it was pinned
-/// with `FOLL_WRITE` too. Otherwise the object pinned every element of `folios` (with
-/// `memfd_pin_folios`) and has not unpinned it yet, and `pages` are pages of those folios.
-pub struct PinnedPages {
-    /// The pinned pages, in address order.
-    pages: KVVec<*mut bindings::page>,
-    /// For memory of a memfd: the pinned folios the pages belong to.
-    folios: KVVec<*mut bindings::folio>,
+/// The batch owns one pin on every page listed in `*runs`, taken for writing if `writable`.
+pub struct PinBatch<'a> {
+    /// The pinned pages.
+    runs: &'a mut PageRuns,
     /// Whether the pages were pinned for writing (and so get marked dirty when unpinned).
     writable: bool,
+    /// Room for the page pointers one call into the pinning code returns.
+    scratch: KVec<*mut bindings::page>,
 }
 
-// SAFETY: A pin is not tied to the task that took it; the pages can be unpinned from any thread.
-unsafe impl Send for PinnedPages {}
-
-// SAFETY: Shared references only read the page pointers.
-unsafe impl Sync for PinnedPages {}
-
-impl PinnedPages {
-    /// An empty set of pins; [`Self::pin`] adds to it. With `writable`, pages are pinned for
-    /// writing, which fails on read-only memory.
-    pub fn new(writable: bool) -> Self {
-        // INVARIANT: There are no pages.
+impl<'a> PinBatch<'a> {
+    /// An empty batch that lists its pins in `runs` (cleared first). With `writable`, pages are
+    /// pinned for writing, which fails on read-only memory.
+    pub fn new(runs: &'a mut PageRuns, writable: bool) -> Self {
+        runs.clear();
+        // INVARIANT: Nothing is listed.
         Self {
-            pages: KVVec::new(),
-            folios: KVVec::new(),
+            runs,
             writable,
+            scratch: KVec::new(),
         }
     }
 
-    /// Whether [`Self::pin_file`] can pin `file`'s pages: it is memory (shmem, which memfds
-    /// are, or hugetlbfs), not a file whose pages belong to a device or live on disk.
-    pub fn file_is_memory(file: &File) -> bool {
-        // SAFETY: `file` is a valid file for the duration of the call; both only read its
-        // mapping and operations.
-        unsafe { bindings::shmem_file(file.as_ptr()) || bindings::is_file_hugepages(file.as_ptr()) }
-    }
-
-    /// Whether `file` is a dma-buf: memory an exporting driver lends out, which is not pinned
-    /// but attached to.
-    pub fn file_is_dma_buf(file: &File) -> bool {
-        /// The magic number of the pseudo file system dma-buf files live on
-        /// (`include/uapi/linux/magic.h`).
-        const DMA_BUF_MAGIC: c_ulong = 0x444d_4142;
-        // SAFETY: `file` is a valid file for the duration of the call, so its inode and that
-        // inode's super block are valid too (an open file pins both); the magic number of a
-        // super block never changes.
-        unsafe { (*(*(*file.as_ptr()).f_inode).i_sb).s_magic == DMA_BUF_MAGIC }
-    }
-
-    /// Pins the `npages` pages of the memfd `file` from the page-aligned offset `start`,
-    /// allocating the ones it does not have yet.
-    ///
-    /// `EINVAL` if `file` is not a memfd (shmem or hugetlbfs) or the range is bad, `ENOMEM`.
-    pub fn pin_file(file: &File, start: u64, npages: usize) -> Result<Self> {
-        if !Self::file_is_memory(file) {
-            return Err(EINVAL);
-        }
-        let len = npages
-            .checked_mul(crate::page::PAGE_SIZE)
-            .filter(|&len| len > 0)
-            .ok_or(EINVAL)?;
-        let end = start.checked_add(len as u64 - 1).ok_or(EINVAL)?;
-        let max = u32::try_from(npages).map_err(|_| EINVAL)?;
-        let mut this = Self::new(true);
-        // Sized by the caller's request: a size the allocator cannot give is ENOMEM, never a
-        // warning (userspace chooses it).
-        this.folios
-            .reserve(npages, GFP_KERNEL_ACCOUNT | __GFP_NOWARN)?;
-        this.pages
-            .reserve(npages, GFP_KERNEL_ACCOUNT | __GFP_NOWARN)?;
-        let mut offset: c_ulong = 0;
-        // SAFETY: `file` is a valid file; `folios` has room for `max` pointers; the offsets fit
-        // `loff_t` (checked by the callee, which fails on anything beyond the file's limits).
-        let got = unsafe {
-            bindings::memfd_pin_folios(
-                file.as_ptr(),
-                start as bindings::loff_t,
-                end as bindings::loff_t,
-                this.folios.spare_capacity_mut().as_mut_ptr().cast(),
-                max,
-                &mut offset,
-            )
-        };
-        if got < 0 {
-            return Err(Error::from_errno(got as i32));
-        }
-        // SAFETY: The call initialised `got <= max` pointers to folios it pinned.
-        // INVARIANT: From here on `folios` holds pins, which drop releases.
-        unsafe { this.folios.inc_len((got as usize).min(npages)) };
-        let mut skip = offset as usize / crate::page::PAGE_SIZE;
-        for &folio in this.folios.iter() {
-            // SAFETY: `folio` is pinned, so valid.
-            let nr = unsafe { bindings::folio_nr_pages(folio) } as usize;
-            for i in skip..nr {
-                if this.pages.len() == npages {
-                    break;
-                }
-                // SAFETY: `i` is below the folio's number of pages.
-                let page = unsafe { bindings::folio_page(folio, i as c_ulong) };
-                // Room for `npages` pages was reserved above.
-                this.pages.push(page, GFP_KERNEL_ACCOUNT)?;
-            }
-            skip = 0;
-        }
-        if this.pages.len() != npages {
-            return Err(EFAULT);
-        }
-        Ok(this)
+    /// The pinned pages.
+    pub fn runs(&self) -> &PageRuns {
+        self.runs
     }
 
     /// The number of pinned pages.
-    pub fn len(&self) -> usize {
-        self.pages.len()
+    pub fn npages(&self) -> usize {
+        self.runs.npages()
     }
 
-    /// Whether nothing is pinned.
-    pub fn is_empty(&self) -> bool {
-        self.pages.is_empty()
+    /// Whether a page at `phys` could still be added.
+    pub fn can_add(&self, phys: PhysAddr) -> bool {
+        self.runs.can_add(phys)
     }
 
-    /// The physical address of the `index`-th pinned page, or `None` past the end.
-    pub fn phys(&self, index: usize) -> Option<PhysAddr> {
-        let page = *self.pages.get(index)?;
-        // SAFETY: By the type invariant `page` is pinned, so it is a valid page.
-        Some(unsafe { bindings::page_to_phys(page) })
+    /// Keeps the pins: the caller now owns them (and drops them with [`unpin_run`]).
+    pub fn hand_over(self) {
+        // INVARIANT: Nothing is listed any more, so drop unpins nothing.
+        self.runs.clear();
     }
 
-    /// Pins the `npages` pages of `mm` from the page-aligned address `start` and appends them.
+    /// Pins up to `max` pages of `mm` from the page-aligned address `start`, as many as fit.
+    /// Returns how many, 0 only if the batch is full. Pages pinned in one call that do not fit
+    /// are unpinned again, so a batch stays full to its last run.
     ///
-    /// Either all of them are pinned or none is: `EFAULT` if part of the range is not mapped (or
-    /// is read-only while pinning for writing), `ENOMEM` if memory runs out, `EINTR` if a fatal
-    /// signal arrives. Uses the lockless fast path when `mm` is the caller's own.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use kernel::mm::pin::PinnedPages;
-    /// use kernel::page::PAGE_SIZE;
-    ///
-    /// fn pin_buffer(uptr: usize, npages: usize) -> Result<PinnedPages> {
-    ///     let task = kernel::current!();
-    ///     let mm = task.mm().ok_or(EINVAL)?;
-    ///     let mut pins = PinnedPages::new(true);
-    ///     pins.pin(mm, uptr & !(PAGE_SIZE - 1), npages)?;
-    ///     assert_eq!(pins.len(), npages);
-    ///     Ok(pins)
-    /// }
-    /// ```
-    pub fn pin(&mut self, mm: &MmWithUser, start: usize, npages: usize) -> Result {
-        if !self.folios.is_empty() {
-            return Err(EINVAL);
+    /// `EFAULT` if the first page is not mapped (or is read-only while pinning for writing),
+    /// `ENOMEM`, `EINTR` if a fatal signal arrives. Uses the lockless fast path when `mm` is
+    /// the caller's own.
+    pub fn pin_user(&mut self, mm: &MmWithUser, start: usize, max: usize) -> Result<usize> {
+        let want = max.min(PIN_CALL);
+        if want == 0 || self.runs.room() == 0 {
+            return Ok(0);
         }
-        let old_len = self.pages.len();
-        // As in `pin_file`: ENOMEM, never a warning, for a size the allocator cannot give.
-        self.pages
-            .reserve(npages, GFP_KERNEL_ACCOUNT | __GFP_NOWARN)?;
+        if self.scratch.capacity() < PIN_CALL {
+            self.scratch = KVec::with_capacity(PIN_CALL, GFP_KERNEL)?;
+        }
         let mut flags = bindings::FOLL_LONGTERM;
         if self.writable {
             flags |= bindings::FOLL_WRITE;
@@ -218,94 +294,195 @@ impl PinnedPages {
         let own_mm = crate::current!()
             .mm()
             .is_some_and(|cur| core::ptr::eq(cur.as_raw(), mm.as_raw()));
-        let mut done = 0;
-        while done < npages {
-            let want = (npages - done).min(PIN_BATCH);
-            let Some(addr) = done
-                .checked_mul(crate::page::PAGE_SIZE)
-                .and_then(|off| start.checked_add(off))
-            else {
-                self.pages.truncate_pins(old_len, self.writable);
-                return Err(EFAULT);
-            };
-            let dst = self.pages.spare_capacity_mut().as_mut_ptr().cast();
-            let got = if own_mm {
-                // SAFETY: `dst` has room for `want` pointers (reserved above), and
-                // `pin_user_pages_fast` works on the caller's own address space, which `mm` is.
-                // `want` is at most `PIN_BATCH`, so it fits an `int`.
-                unsafe { bindings::pin_user_pages_fast(addr, want as i32, flags, dst) as c_long }
-            } else {
-                // SAFETY: `mm` has a user (`MmWithUser`), so its page tables exist; the read lock
-                // is held across the call as `pin_user_pages_remote` with no `locked` requires,
-                // and `dst` has room for `want` pointers.
-                unsafe {
-                    bindings::mmap_read_lock(mm.as_raw());
-                    let got = bindings::pin_user_pages_remote(
-                        mm.as_raw(),
-                        addr,
-                        want as c_ulong,
-                        flags,
-                        dst,
-                        core::ptr::null_mut(),
-                    );
-                    bindings::mmap_read_unlock(mm.as_raw());
-                    got
-                }
-            };
-            if got <= 0 {
-                self.pages.truncate_pins(old_len, self.writable);
-                return Err(if got == 0 {
-                    EFAULT
-                } else {
-                    Error::from_errno(got as i32)
-                });
+        self.scratch.clear();
+        let dst = self.scratch.spare_capacity_mut().as_mut_ptr().cast();
+        let got = if own_mm {
+            // SAFETY: `dst` has room for `PIN_CALL >= want` pointers, and `pin_user_pages_fast`
+            // works on the caller's own address space, which `mm` is. `want` is at most
+            // `PIN_CALL`, so it fits an `int`.
+            unsafe { bindings::pin_user_pages_fast(start, want as i32, flags, dst) as c_long }
+        } else {
+            // SAFETY: `mm` has a user (`MmWithUser`), so its page tables exist; the read lock is
+            // held across the call as `pin_user_pages_remote` with no `locked` requires, and
+            // `dst` has room for `want` pointers.
+            unsafe {
+                bindings::mmap_read_lock(mm.as_raw());
+                let got = bindings::pin_user_pages_remote(
+                    mm.as_raw(),
+                    start,
+                    want as c_ulong,
+                    flags,
+                    dst,
+                    core::ptr::null_mut(),
+                );
+                bindings::mmap_read_unlock(mm.as_raw());
+                got
             }
-            let got = (got as usize).min(want);
-            // SAFETY: The call above initialised the first `got` spare elements with pinned pages,
-            // and `got <= want` fits the reserved capacity.
-            unsafe { self.pages.inc_len(got) };
-            done += got;
+        };
+        if got <= 0 {
+            return Err(if got == 0 {
+                EFAULT
+            } else {
+                Error::from_errno(got as i32)
+            });
         }
-        // INVARIANT: Every page added above was pinned by this call with the flags `writable`
-        // says.
+        // SAFETY: The call above wrote a pinned page to each of its first `got <= want`
+        // slots, which fit the capacity.
+        unsafe { self.scratch.inc_len((got as usize).min(want)) };
+        let pages = self.scratch.as_mut_slice();
+        let mut added = 0;
+        for &page in pages.iter() {
+            // SAFETY: The page is pinned, so valid.
+            let phys = unsafe { bindings::page_to_phys(page) };
+            // INVARIANT: The page was pinned above, with the flags `writable` says; once added,
+            // the batch owns its pin.
+            if !self.runs.add(phys, 1) {
+                break;
+            }
+            added += 1;
+        }
+        let rest = &mut pages[added..];
+        if !rest.is_empty() {
+            // SAFETY: These pages were pinned above and not added to the batch: nothing else
+            // owns their pins, each dropped once here.
+            unsafe {
+                bindings::unpin_user_pages_dirty_lock(
+                    rest.as_mut_ptr(),
+                    rest.len() as c_ulong,
+                    false,
+                )
+            };
+        }
+        self.scratch.clear();
+        Ok(added)
+    }
+
+    /// Pins up to `max` pages of the memfd `file` from the page-aligned offset `start`,
+    /// allocating the ones it does not have yet, as many as fit. Returns how many, 0 only if
+    /// the batch is full.
+    ///
+    /// `EINVAL` if `file` is not a memfd (shmem or hugetlbfs) or the range is bad, `ENOMEM`.
+    pub fn pin_file(&mut self, file: &File, start: u64, max: usize) -> Result<usize> {
+        if !file_is_memory(file) {
+            return Err(EINVAL);
+        }
+        // One new run per folio at worst.
+        let max_folios = self.runs.room().min(PIN_CALL);
+        if max == 0 || max_folios == 0 {
+            return Ok(0);
+        }
+        let len = max.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+        let end = start.checked_add(len as u64 - 1).ok_or(EINVAL)?;
+        let mut folios: KVec<*mut bindings::folio> = KVec::with_capacity(max_folios, GFP_KERNEL)?;
+        let mut offset: c_ulong = 0;
+        // SAFETY: `file` is a valid file; `folios` has room for `max_folios` pointers (at most
+        // `PIN_CALL`, so it fits a `u32`); the offsets fit `loff_t` (checked by the callee,
+        // which fails on anything beyond the file's limits).
+        let got = unsafe {
+            bindings::memfd_pin_folios(
+                file.as_ptr(),
+                start as bindings::loff_t,
+                end as bindings::loff_t,
+                folios.spare_capacity_mut().as_mut_ptr().cast(),
+                max_folios as u32,
+                &mut offset,
+            )
+        };
+        if got <= 0 {
+            return Err(if got == 0 {
+                EFAULT
+            } else {
+                Error::from_errno(got as i32)
+            });
+        }
+        // SAFETY: The call initialised `got <= max_folios` pointers to folios it pinned once
+        // each; from here each is either turned into pins of this batch or unpinned below.
+        unsafe { folios.inc_len((got as usize).min(max_folios)) };
+        let mut skip = offset as usize / PAGE_SIZE;
+        let mut done = 0;
+        let mut failed = None;
+        for (i, &folio) in folios.iter().enumerate() {
+            // SAFETY: `folio` is pinned, so valid.
+            let nr = unsafe { bindings::folio_nr_pages(folio) } as usize;
+            let take = nr.saturating_sub(skip).min(max - done);
+            // The folio's own pin stands for its first page; every further page gets one of
+            // its own, so that pages can be unpinned one by one.
+            // SAFETY: The folio is pinned (by the call above); `take` fits a `u32`, being at
+            // most the folio's number of pages.
+            if take == 0
+                || (take > 1 && unsafe { bindings::folio_add_pins(folio, take as u32 - 1) } != 0)
+            {
+                failed = Some(i);
+                break;
+            }
+            // SAFETY: `skip < nr`, since `take` is not zero.
+            let phys =
+                unsafe { bindings::page_to_phys(bindings::folio_page(folio, skip as c_ulong)) };
+            // INVARIANT: Each of the `take` pages holds one pin now, which the batch owns once
+            // added. Folios are physically contiguous and there was room for one run per folio.
+            if !self.runs.add(phys, take) {
+                // SAFETY: The pins were taken above and are not the batch's: dropped once.
+                unsafe { unpin_run(phys, take, false) };
+                failed = Some(i + 1);
+                break;
+            }
+            done += take;
+            skip = 0;
+        }
+        if let Some(i) = failed {
+            let rest = &mut folios.as_mut_slice()[i..];
+            // SAFETY: These folios hold the single pin the call above took, which nothing
+            // else owns; each is dropped once.
+            unsafe { bindings::unpin_folios(rest.as_mut_ptr(), rest.len() as c_ulong) };
+            if done == 0 {
+                return Err(ENOMEM);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Takes one more pin on each of the `npages` pages from `phys`, which somebody else
+    /// pinned: the same memory, held for this batch's user too. `ENOSPC` if the run does not
+    /// fit; `ENOMEM` if the memory refuses more pins. On error nothing is added.
+    ///
+    /// # Safety
+    ///
+    /// Every page of the run is pinned (`FOLL_PIN`, with the same `writable`) by somebody who
+    /// keeps that pin until this returns, and the run is physically contiguous.
+    pub unsafe fn add_pins(&mut self, phys: PhysAddr, npages: usize) -> Result {
+        if !self.runs.can_add(phys) {
+            return Err(ENOSPC);
+        }
+        // SAFETY: The caller's guarantee: every page of the run is pinned while this runs.
+        let done = unsafe {
+            for_each_folio(phys, npages, |folio, _, nr| {
+                // SAFETY: The folio is pinned already, which is what adding pins needs; `nr`
+                // is at most the folio's number of pages, so it fits a `u32`.
+                bindings::folio_add_pins(folio, nr as u32) == 0
+            })
+        };
+        if done < npages {
+            // SAFETY: The walk above took one pin on each of the first `done` pages, for us.
+            unsafe { unpin_run(phys, done, false) };
+            return Err(ENOMEM);
+        }
+        // INVARIANT: The batch owns the pins just taken. The run fits (checked above).
+        self.runs.add(phys, npages);
         Ok(())
     }
 }
 
-/// Unpinning the tail of a vector of pinned pages.
-trait TruncatePins {
-    /// Unpins the pages from `len` on and drops them from the vector.
-    fn truncate_pins(&mut self, len: usize, dirty: bool);
-}
+// SAFETY: A pin is not tied to the task that took it; the pages can be unpinned from any thread.
+unsafe impl Send for PinBatch<'_> {}
 
-impl TruncatePins for KVVec<*mut bindings::page> {
-    fn truncate_pins(&mut self, len: usize, dirty: bool) {
-        let Some(tail) = self.as_mut_slice().get_mut(len..) else {
-            return;
-        };
-        if !tail.is_empty() {
-            // SAFETY: Every element is a page pinned by the owning `PinnedPages` (its type
-            // invariant), and the truncation below forgets them, so each is unpinned once.
-            unsafe {
-                bindings::unpin_user_pages_dirty_lock(
-                    tail.as_mut_ptr(),
-                    tail.len() as c_ulong,
-                    dirty,
-                )
-            };
-        }
-        self.truncate(len);
-    }
-}
-
-impl Drop for PinnedPages {
+impl Drop for PinBatch<'_> {
     fn drop(&mut self) {
-        if self.folios.is_empty() {
-            self.pages.truncate_pins(0, self.writable);
-            return;
+        for run in self.runs.iter() {
+            // SAFETY: By the type invariant the batch owns one pin on each page of the run, and
+            // forgets it below, so each is dropped once.
+            unsafe { unpin_run(run.phys, run.npages, self.writable) };
         }
-        // SAFETY: By the type invariant every folio is pinned by us; each is unpinned once.
-        unsafe { bindings::unpin_folios(self.folios.as_mut_ptr(), self.folios.len() as c_ulong) };
+        self.runs.clear();
     }
 }
 

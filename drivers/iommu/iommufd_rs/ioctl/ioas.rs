@@ -8,7 +8,10 @@
 use core::mem::size_of;
 use kernel::{
     fs::File,
-    mm::pin::PinnedPages,
+    mm::pin::{
+        file_is_dma_buf,
+        file_is_memory, //
+    },
     prelude::*,
     uaccess::{
         UserPtr,
@@ -175,10 +178,10 @@ pub(crate) fn map_file(ctx: &Ctx, cmd: &mut uapi::IoasMapFile, ucmd: &Ucmd) -> R
     // SAFETY: This runs in an ioctl on /dev/iommu, which takes its own file with `fdget()`: no
     // `fdget_pos()` is active on this thread, and the file is only used for its memory.
     let file = unsafe { File::fget_in_ioctl(c.fd) }?;
-    if PinnedPages::file_is_dma_buf(&file) {
+    if file_is_dma_buf(&file) {
         return Err(EOPNOTSUPP);
     }
-    if !PinnedPages::file_is_memory(&file) {
+    if !file_is_memory(&file) {
         return Err(EINVAL);
     }
     let (pages, start_byte) =

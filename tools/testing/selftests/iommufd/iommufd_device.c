@@ -395,6 +395,96 @@ static int traced_maps(unsigned long *count, unsigned long *largest)
 	return 0;
 }
 
+/*
+ * --- large kernel allocations of this process, from kprobes ------------
+ *
+ * Kprobes on the three reallocation functions every growing vector of the
+ * kernel's Rust code goes through (KVec: krealloc; VVec: vrealloc; KVVec:
+ * kvrealloc, which calls one of the others) record this process's calls
+ * asking for at least BIG_ALLOC bytes (the size is their second argument)
+ * into a trace instance of its own.
+ */
+#define BIG_ALLOC (64 << 10)
+#define BIG_GROUP "iommufd_rs_alloc"
+#define BIG_INSTANCE TRACEFS_DIR "/instances/" BIG_GROUP
+
+static const char *const big_alloc_fns[] = {
+	"krealloc_node_align_noprof",
+	"vrealloc_node_align_noprof",
+	"kvrealloc_node_align_noprof",
+};
+
+static void big_allocs_stop(void)
+{
+	char path[256], cmd[128];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(big_alloc_fns); i++) {
+		snprintf(path, sizeof(path),
+			 BIG_INSTANCE "/events/" BIG_GROUP "/a%zu/enable", i);
+		write_file(path, "0\n", 0);
+	}
+	rmdir(BIG_INSTANCE);
+	for (i = 0; i < ARRAY_SIZE(big_alloc_fns); i++) {
+		snprintf(cmd, sizeof(cmd), "-:" BIG_GROUP "/a%zu\n", i);
+		write_file(TRACEFS_DIR "/kprobe_events", cmd, O_APPEND);
+	}
+}
+
+/* Starts recording; 0 or -errno. */
+static int big_allocs_start(void)
+{
+	char path[256], cmd[160], filter[96];
+	size_t i;
+	int rc;
+
+	if (access(TRACEFS_DIR "/kprobe_events", F_OK) &&
+	    mount("tracefs", TRACEFS_DIR, "tracefs", 0, NULL) && errno != EBUSY)
+		return -errno;
+	big_allocs_stop();
+	for (i = 0; i < ARRAY_SIZE(big_alloc_fns); i++) {
+		snprintf(cmd, sizeof(cmd), "p:" BIG_GROUP "/a%zu %s size=$arg2:u64\n",
+			 i, big_alloc_fns[i]);
+		rc = write_file(TRACEFS_DIR "/kprobe_events", cmd, O_APPEND);
+		if (rc)
+			return rc;
+	}
+	if (mkdir(BIG_INSTANCE, 0700))
+		return -errno;
+	snprintf(filter, sizeof(filter), "size >= %d && common_pid == %d\n",
+		 BIG_ALLOC, getpid());
+	for (i = 0; i < ARRAY_SIZE(big_alloc_fns); i++) {
+		snprintf(path, sizeof(path),
+			 BIG_INSTANCE "/events/" BIG_GROUP "/a%zu/filter", i);
+		rc = write_file(path, filter, 0);
+		if (rc)
+			return rc;
+		snprintf(path, sizeof(path),
+			 BIG_INSTANCE "/events/" BIG_GROUP "/a%zu/enable", i);
+		rc = write_file(path, "1\n", 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* The calls recorded since big_allocs_start(); -errno if unreadable. */
+static long big_allocs(void)
+{
+	char line[512];
+	long n = 0;
+	FILE *f;
+
+	f = fopen(BIG_INSTANCE "/trace", "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != '#' && strstr(line, "size="))
+			n++;
+	fclose(f);
+	return n;
+}
+
 /* --- binding ---------------------------------------------------------- */
 
 TEST_F(vfio_device, bind_returns_devid)
@@ -1231,6 +1321,72 @@ TEST_F(vfio_device, pin_huge_map_fails_quietly)
 		       (unsigned long long)(len >> 30), strerror(errno));
 	expect_vmpin(0);
 	test_err_ioctl_ioas_unmap(ENOENT, ioas_id, iova, PSZ);
+	munmap(p, len);
+}
+
+/*
+ * The kernel's bookkeeping for a map with a device attached does not grow
+ * with the map: pins are taken and handed to the I/O page table a bounded
+ * batch at a time, the page table being the record of what is pinned.
+ * Mapping 256 MiB (an array of 64Ki page pointers would be 512 KiB) must
+ * not make this process allocate BIG_ALLOC bytes at once. The control, an
+ * IOMMU_IOAS_ALLOW_IOVAS of 8Ki ranges (128 KiB of them), shows that the
+ * probe sees such allocations.
+ */
+TEST_F(vfio_device, pin_bookkeeping_is_bounded)
+{
+	const size_t len = 256UL << 20, nranges = 8192;
+	struct iommu_iova_range *ranges;
+	__u32 devid = 0, ioas_id, hwpt_id, other;
+	long during_map, during_control;
+	__u64 iova = IOVA_A;
+	size_t i;
+	__u8 *p;
+	int rc;
+
+	bind_alloc_attach(&devid, &ioas_id, &hwpt_id);
+	test_ioctl_ioas_alloc(&other);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x3c, len);
+	ranges = calloc(nranges, sizeof(*ranges));
+	ASSERT_NE(NULL, ranges);
+	for (i = 0; i < nranges; i++) {
+		ranges[i].start = (i + 1) << 24;
+		ranges[i].last = ((i + 1) << 24) + PSZ - 1;
+	}
+
+	rc = big_allocs_start();
+	if (rc)
+		big_allocs_stop();
+	ASSERT_EQ(0, rc)
+		TH_LOG("kprobes on the reallocation functions: %s; the test "
+		       "kernel needs tracefs and CONFIG_KPROBE_EVENTS=y",
+		       strerror(-rc));
+	rc = _test_ioctl_ioas_map(self->fd, ioas_id, p, len, &iova,
+				  IOMMU_IOAS_MAP_FIXED_IOVA |
+					  IOMMU_IOAS_MAP_READABLE |
+					  IOMMU_IOAS_MAP_WRITEABLE);
+	during_map = big_allocs();
+	if (!rc)
+		rc = _test_ioctl_ioas_allow_iovas(self->fd, other, ranges,
+						  nranges);
+	during_control = big_allocs() - during_map;
+	big_allocs_stop();
+	ASSERT_EQ(0, rc) TH_LOG("map or allow_iovas: %s", strerror(errno));
+	ASSERT_LE(0, during_map);
+	EXPECT_EQ(0, during_map)
+		TH_LOG("%ld allocations of %d bytes or more during a %zu MiB "
+		       "map", during_map, BIG_ALLOC, len >> 20);
+	EXPECT_LE(1, during_control)
+		TH_LOG("the probe saw no large allocation for %zu ranges",
+		       nranges);
+
+	expect_vmpin(len / PSZ);
+	unmap_pages(ioas_id, iova, len / PSZ);
+	expect_vmpin(0);
+	free(ranges);
 	munmap(p, len);
 }
 

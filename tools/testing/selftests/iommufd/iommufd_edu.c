@@ -416,6 +416,121 @@ TEST_F(edu, dma_through_copy)
 }
 
 /*
+ * Pins held system-wide, from /proc/vmstat, after folding every CPU's
+ * pending counts into it (without that they lag); -1 if unreadable.
+ */
+static long long foll_pins_held(void)
+{
+	long long acquired = -1, released = -1, v;
+	char name[64];
+	FILE *f;
+
+	if (write_file("/proc/sys/vm/stat_refresh", "1\n", 0))
+		return -1;
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", name, &v) == 2) {
+		if (!strcmp(name, "nr_foll_pin_acquired"))
+			acquired = v;
+		else if (!strcmp(name, "nr_foll_pin_released"))
+			released = v;
+	}
+	fclose(f);
+	return acquired < 0 || released < 0 ? -1 : acquired - released;
+}
+
+/* Page @i of the test buffer, at byte 64 of it: its number, then a pattern. */
+static void mark_page(__u8 *page, __u32 i)
+{
+	fill_pattern(page + 64, 64, (__u8)(i * 7 + 1));
+	memcpy(page + 64, &i, sizeof(i));
+}
+
+/*
+ * A map many batches of pins long (a batch holds 256 physically contiguous
+ * runs; the pages are faulted in backwards, so that each is a run of its
+ * own): the device reaches every page at its IOVA, batch boundaries
+ * included. A copy maps the very same pages, taken from the first
+ * mapping's I/O page table, even after the process dropped them from its
+ * address space; each page stays pinned once while either mapping has it,
+ * and unpinned when neither does.
+ */
+TEST_F(edu, dma_across_pin_batches)
+{
+	const size_t npages = 4096, len = npages * PSZ;
+	const __u64 iova = 0x1000000, copy = 0x2000000, copy2 = 0x3000000;
+	static const size_t probe[] = { 0,   1,    255,  256,  257,  511,
+					 512, 1023, 1024, 2047, 2048, 4095 };
+	long long pins_before, pins_mapped;
+	__u8 *p;
+	size_t i, k;
+
+	pins_before = foll_pins_held();
+	ASSERT_LE(0, pins_before) TH_LOG("no pin counters in /proc/vmstat");
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, madvise(p, len, MADV_NOHUGEPAGE));
+	for (i = npages; i-- > 0;)
+		mark_page(p + i * PSZ, i);
+	test_ioctl_ioas_map_fixed(self->ioas_id, p, len, iova);
+	pins_mapped = foll_pins_held();
+	EXPECT_EQ(pins_before + (long long)npages, pins_mapped);
+	test_ioctl_ioas_copy_fixed(self->ioas_id, copy, self->ioas_id, iova,
+				   len);
+	/* the copy shares the pins */
+	EXPECT_EQ(pins_mapped, foll_pins_held());
+
+	for (k = 0; k < ARRAY_SIZE(probe); k++) {
+		i = probe[k];
+		dma_to_dev(iova + i * PSZ + 64, 0, 64);
+		dma_to_dev(copy + i * PSZ + 64, 64, 64);
+		dma_to_ram(0, IOVA_B, 128);
+		EXPECT_EQ(0, memcmp(self->b, p + i * PSZ + 64, 64))
+			TH_LOG("page %zu read through the mapping", i);
+		EXPECT_EQ(0, memcmp(self->b + 64, p + i * PSZ + 64, 64))
+			TH_LOG("page %zu read through the copy", i);
+	}
+
+	/* the copy alone still reaches the same pages, both ways */
+	test_ioctl_ioas_unmap(self->ioas_id, iova, len);
+	EXPECT_EQ(pins_mapped, foll_pins_held());
+	for (k = 0; k < ARRAY_SIZE(probe); k++) {
+		i = probe[k];
+		fill_pattern(self->a, 64, (__u8)(i + 0x40));
+		dma_to_dev(IOVA_A, 0, 64);
+		dma_to_ram(0, copy + i * PSZ + 128, 64);
+		EXPECT_EQ(0, memcmp(p + i * PSZ + 128, self->a, 64))
+			TH_LOG("page %zu written through the copy", i);
+	}
+
+	/*
+	 * Gone from the address space, the pages live on in the copy: a
+	 * copy of the copy must map them, not what the address space has
+	 * now (zeroes).
+	 */
+	ASSERT_EQ(0, madvise(p, len, MADV_DONTNEED));
+	test_ioctl_ioas_copy_fixed(self->ioas_id, copy2, self->ioas_id, copy,
+				   len);
+	test_ioctl_ioas_unmap(self->ioas_id, copy, len);
+	for (k = 0; k < ARRAY_SIZE(probe); k++) {
+		__u32 got_index;
+
+		i = probe[k];
+		dma_to_dev(copy2 + i * PSZ + 64, 0, 64);
+		dma_to_ram(0, IOVA_B, 64);
+		memcpy(&got_index, self->b, sizeof(got_index));
+		EXPECT_EQ(i, got_index)
+			TH_LOG("page %zu of the second copy", i);
+	}
+	EXPECT_EQ(pins_mapped, foll_pins_held());
+	test_ioctl_ioas_unmap(self->ioas_id, copy2, len);
+	EXPECT_EQ(pins_before, foll_pins_held());
+	munmap(p, len);
+}
+
+/*
  * An IOAS without a device takes areas of any byte length. Copied into an
  * IOAS that has a device, such areas would become mappings its I/O page
  * table cannot hold exactly: the copy must be refused, even when the copied
