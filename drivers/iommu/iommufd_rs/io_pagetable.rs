@@ -324,11 +324,11 @@ fn fill(
         batch.hand_over();
         done += got;
     }
+    if res.is_ok() {
+        res = pins.add_holder(d0, start, first, npages);
+    }
     match res {
-        Ok(()) => {
-            pins.add_holder(d0, start, first, npages);
-            Ok(())
-        }
+        Ok(()) => Ok(()),
         Err(e) => {
             unfill(&mut pins, area, start, done, domains, runs);
             if kept {

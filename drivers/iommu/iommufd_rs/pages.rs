@@ -147,23 +147,27 @@ impl PinsLocked<'_> {
         Ok(())
     }
 
-    /// Records that pages `first..first + npages` are mapped in `domain` from `iova` on, each
-    /// with a pin the caller owns; [`Self::reserve_holder`] made room.
+    /// Records that pages `first..first + npages` are mapped in `domain` from `iova` on and
+    /// pinned. [`Self::reserve_holder`] made room, so this does not fail; if it did, the caller
+    /// must undo the mapping, since pages no holder has are unpinned by the next holder that
+    /// lets go of them.
     pub(crate) fn add_holder(
         &mut self,
         domain: &Arc<Domain>,
         iova: u64,
         first: usize,
         npages: usize,
-    ) {
+    ) -> Result {
         let holder = Holder {
             domain: domain.clone(),
             iova,
             first,
             last: first + npages - 1,
         };
-        // Room was reserved; if it was not, the pages are only not shared with later copies.
-        let _ = self.state.holders.push_within_capacity(holder);
+        self.state
+            .holders
+            .push_within_capacity(holder)
+            .map_err(|_| ENOMEM)
     }
 
     /// Forgets the holder mapped in `domain` at `iova`. Called before the holder unmaps.
