@@ -48,6 +48,7 @@ use crate::double_span::{
     Holes, //
 };
 use crate::pages::{
+    domain_run,
     pin_from_domain,
     PinsLocked, //
 };
@@ -151,24 +152,38 @@ unsafe fn map_run(
     Ok(())
 }
 
-/// Maps the runs of `runs`, back to back, into `domain` from `iova` on; see [`map_run`].
+/// Maps `runs`, back to back from `iova` on, into every domain of `domains` (see
+/// [`map_run`]): into all of them, or on error into none, what was mapped being unmapped
+/// again. The error comes back with whether some domain failed to unmap: then the pages must
+/// stay pinned for good.
 ///
 /// # Safety
 ///
-/// As for [`map_run`], for every run.
-unsafe fn map_runs(
-    domain: &Domain,
+/// As for [`map_run`], for every run and every domain.
+unsafe fn map_everywhere(
+    domains: &[Arc<Domain>],
     iova: u64,
-    runs: &PageRuns,
+    runs: impl Iterator<Item = PageRun> + Clone,
     prot: u32,
     max_chunk: usize,
-) -> core::result::Result<(), (Error, usize)> {
-    let mut done = 0usize;
-    for run in runs.iter() {
-        // SAFETY: The caller's guarantee covers every run.
-        unsafe { map_run(domain, iova + done as u64, run, prot, max_chunk) }
-            .map_err(|(e, mapped)| (e, done + mapped))?;
-        done += run.npages * PAGE_SIZE;
+) -> core::result::Result<(), (Error, bool)> {
+    let size: usize = runs.clone().map(|run| run.npages * PAGE_SIZE).sum();
+    for (i, domain) in domains.iter().enumerate() {
+        let mut done = 0usize;
+        for run in runs.clone() {
+            // SAFETY: The caller's guarantee covers every run and domain.
+            if let Err((e, mapped)) =
+                unsafe { map_run(domain, iova + done as u64, run, prot, max_chunk) }
+            {
+                let mapped = done + mapped;
+                let mut short = mapped != 0 && !unmap_exactly(domain, iova, mapped);
+                for d in &domains[..i] {
+                    short |= !unmap_exactly(d, iova, size);
+                }
+                return Err((e, short));
+            }
+            done += run.npages * PAGE_SIZE;
+        }
     }
     Ok(())
 }
@@ -198,42 +213,33 @@ unsafe fn map_from_domain(
     let mut done = 0;
     while done < count {
         let offset = (done * PAGE_SIZE) as u64;
-        let phys = from.iova_to_phys(from_iova + offset);
-        if phys == 0 {
-            pr_err!("iommufd: a page of a mapping is missing from its I/O page table\n");
-            return (done, Err(EFAULT));
-        }
-        let mut n = 1;
-        while done + n < count
-            && from.iova_to_phys(from_iova + offset + (n * PAGE_SIZE) as u64)
-                == phys + (n * PAGE_SIZE) as u64
-        {
-            n += 1;
-        }
-        let run = PageRun { phys, npages: n };
-        for (i, domain) in domains.iter().enumerate() {
-            // SAFETY: The pages are pinned until the caller unmaps them (its guarantee), or
-            // until the undo below.
-            if let Err((e, mapped)) =
-                unsafe { map_run(domain, iova + offset, run, prot, max_chunk) }
-            {
-                let mut short = mapped != 0 && !unmap_exactly(domain, iova + offset, mapped);
-                for d in &domains[..i] {
-                    short |= !unmap_exactly(d, iova + offset, n * PAGE_SIZE);
+        let run = match domain_run(from, from_iova + offset, count - done) {
+            Ok(run) => run,
+            Err(e) => return (done, Err(e)),
+        };
+        // SAFETY: The pages are pinned until the caller unmaps them (its guarantee), or
+        // until the undo just below.
+        if let Err((e, short)) = unsafe {
+            map_everywhere(
+                domains,
+                iova + offset,
+                core::iter::once(run),
+                prot,
+                max_chunk,
+            )
+        } {
+            if short {
+                *kept = true;
+                let mut batch = PinBatch::new(runs, writable);
+                // SAFETY: The pages are pinned while this runs (the caller's guarantee).
+                if unsafe { batch.add_pins(run.phys, run.npages) }.is_err() {
+                    pr_err!("iommufd: could not keep the pages of a mapping pinned\n");
                 }
-                if short {
-                    *kept = true;
-                    let mut batch = PinBatch::new(runs, writable);
-                    // SAFETY: The pages are pinned while this runs (the caller's guarantee).
-                    if unsafe { batch.add_pins(phys, n) }.is_err() {
-                        pr_err!("iommufd: could not keep the pages of a mapping pinned\n");
-                    }
-                    batch.hand_over();
-                }
-                return (done, Err(e));
+                batch.hand_over();
             }
+            return (done, Err(e));
         }
-        done += n;
+        done += run.npages;
     }
     (done, Ok(()))
 }
@@ -297,23 +303,12 @@ fn fill(
                 break;
             }
         };
-        let mut failed = None;
-        for (i, domain) in domains.iter().enumerate() {
-            // SAFETY: The batch's pins keep the pages until it hands them over below; from
-            // then on the holders of the pages share them, and the last one drops them in
-            // `unfill`, after unmapping the pages from every domain of its IOAS.
-            if let Err((e, mapped)) =
-                unsafe { map_runs(domain, iova, batch.runs(), prot, max_chunk) }
-            {
-                failed = Some((i, e, mapped));
-                break;
-            }
-        }
-        if let Some((i, e, mapped)) = failed {
-            let mut short = mapped != 0 && !unmap_exactly(&domains[i], iova, mapped);
-            for domain in &domains[..i] {
-                short |= !unmap_exactly(domain, iova, got * PAGE_SIZE);
-            }
+        // SAFETY: The batch's pins keep the pages until it hands them over below; from then on
+        // the holders of the pages share them, and the last one drops them in `unfill`, after
+        // unmapping the pages from every domain of its IOAS.
+        if let Err((e, short)) =
+            unsafe { map_everywhere(domains, iova, batch.runs().iter(), prot, max_chunk) }
+        {
             if short {
                 batch.hand_over();
                 kept = true;
@@ -454,6 +449,36 @@ fn mirror(
         pin_forever(&mut area.pages.lock_pins(), area, start, done, from, runs);
     }
     res
+}
+
+/// Takes `area`, whose first IOVA is `start`, out of the domains of `domains`, which map it:
+/// it stops being a holder of its pages (read from `domains[0]`), is unmapped from every domain
+/// and unpins what no other holder has, and its charge goes.
+fn let_go(area: &Area, start: u64, domains: &[Arc<Domain>], runs: &mut PageRuns) {
+    let Some(d0) = domains.first() else {
+        return;
+    };
+    let mut pins = area.pages.lock_pins();
+    pins.remove_holder(d0, start);
+    match area.page_range(start) {
+        Ok((_, npages)) => unfill(&mut pins, area, start, npages, domains, runs),
+        // Every area of an IOAS with a domain is page aligned.
+        Err(_) => {
+            kernel::warn_on!(true);
+        }
+    }
+    pins.uncharge();
+}
+
+/// Unmaps `area`, whose first IOVA is `start`, from `leaving`, a domain the IOAS is losing
+/// while `d0` keeps mapping it. If `leaving` keeps part of it mapped, the pages get pins of
+/// their own that are never dropped.
+fn unmap_leaving(area: &Area, start: u64, leaving: &Domain, d0: &Domain, runs: &mut PageRuns) {
+    // The length of an area mapped in a domain fits in a `usize`.
+    if !unmap_exactly(leaving, start, (area.last - start + 1) as usize) {
+        let npages = area.page_range(start).map_or(0, |(_, n)| n);
+        pin_forever(&mut area.pages.lock_pins(), area, start, npages, d0, runs);
+    }
 }
 
 /// Gives pins on the first `npages` pages of `area`, whose first IOVA is `start` and which
@@ -812,18 +837,9 @@ impl IovaSpace {
     /// Undoes [`Self::acquire`] for an area leaving the IOAS: unmaps it from every domain and
     /// drops its pins.
     fn release(&mut self, start: u64, area: &Area) {
-        let (Some(runs), Some(d0)) = (self.runs.as_mut(), self.domains.first()) else {
-            return;
-        };
-        let Ok((_, npages)) = area.page_range(start) else {
-            // Every area of an IOAS with a domain is page aligned.
-            kernel::warn_on!(true);
-            return;
-        };
-        let mut pins = area.pages.lock_pins();
-        pins.remove_holder(d0, start);
-        unfill(&mut pins, area, start, npages, &self.domains, runs);
-        pins.uncharge();
+        if let Some(runs) = self.runs.as_mut() {
+            let_go(area, start, &self.domains, runs);
+        }
     }
 
     /// Adds `domain` to the I/O page tables that mirror the IOAS: reserves the IOVAs outside its
@@ -891,24 +907,9 @@ impl IovaSpace {
                     if done.is_none_or(|last_done| *start > last_done) {
                         break;
                     }
-                    if first {
-                        let mut pins = area.pages.lock_pins();
-                        pins.remove_holder(&domain, *start);
-                        let npages = area.page_range(*start).map_or(0, |(_, n)| n);
-                        unfill(&mut pins, area, *start, npages, only, runs);
-                        pins.uncharge();
-                    } else if !unmap_exactly(&domain, *start, (area.last - start + 1) as usize) {
-                        if let Some(d0) = self.domains.first() {
-                            let npages = area.page_range(*start).map_or(0, |(_, n)| n);
-                            pin_forever(
-                                &mut area.pages.lock_pins(),
-                                area,
-                                *start,
-                                npages,
-                                d0,
-                                runs,
-                            );
-                        }
+                    match self.domains.first() {
+                        None => let_go(area, *start, only, runs),
+                        Some(d0) => unmap_leaving(area, *start, &domain, d0, runs),
                     }
                 }
             }
@@ -940,11 +941,7 @@ impl IovaSpace {
                 None => {
                     let only = core::slice::from_ref(&domain);
                     for (start, area) in self.areas.iter() {
-                        let mut pins = area.pages.lock_pins();
-                        pins.remove_holder(&domain, *start);
-                        let npages = area.page_range(*start).map_or(0, |(_, n)| n);
-                        unfill(&mut pins, area, *start, npages, only, runs);
-                        pins.uncharge();
+                        let_go(area, *start, only, runs);
                     }
                 }
                 Some(d0) => {
@@ -954,18 +951,7 @@ impl IovaSpace {
                             // about to unmap them.
                             area.pages.lock_pins().move_holder(&domain, d0, *start);
                         }
-                        // The length of an area mapped in a domain fits in a `usize`.
-                        if !unmap_exactly(&domain, *start, (area.last - start + 1) as usize) {
-                            let npages = area.page_range(*start).map_or(0, |(_, n)| n);
-                            pin_forever(
-                                &mut area.pages.lock_pins(),
-                                area,
-                                *start,
-                                npages,
-                                d0,
-                                runs,
-                            );
-                        }
+                        unmap_leaving(area, *start, &domain, d0, runs);
                     }
                 }
             }

@@ -22,6 +22,7 @@ use kernel::{
     fs::File,
     iommu::domain::Domain,
     mm::pin::{
+        PageRun,
         PinBatch,
         PinCharge, //
     },
@@ -269,6 +270,23 @@ impl PinsLocked<'_> {
     }
 }
 
+/// The longest physically contiguous run of at most `max` (at least one) pages that `domain`
+/// maps from `iova` on. `EFAULT` if the page at `iova` is missing, a bug: every page of an area
+/// is mapped in every domain of its IOAS.
+pub(crate) fn domain_run(domain: &Domain, iova: u64, max: usize) -> Result<PageRun> {
+    let phys = domain.iova_to_phys(iova);
+    if phys == 0 {
+        pr_err!("iommufd: a page of a mapping is missing from its I/O page table\n");
+        return Err(EFAULT);
+    }
+    let step = |n: usize| (n * PAGE_SIZE) as u64;
+    let mut npages = 1;
+    while npages < max && domain.iova_to_phys(iova + step(npages)) == phys + step(npages) {
+        npages += 1;
+    }
+    Ok(PageRun { phys, npages })
+}
+
 /// Adds pins to `batch` on the `count` pages `domain` maps from `iova` on, read from it, as many
 /// as fit. Returns how many. `EFAULT` if a page is missing from `domain` (a bug), `ENOMEM`.
 ///
@@ -282,29 +300,17 @@ pub(crate) unsafe fn pin_from_domain(
     batch: &mut PinBatch<'_>,
     count: usize,
 ) -> Result<usize> {
-    let iova_of = |i: usize| iova + (i * PAGE_SIZE) as u64;
     let mut done = 0;
     while done < count {
-        let phys = domain.iova_to_phys(iova_of(done));
-        if phys == 0 {
-            pr_err!("iommufd: a page of a mapping is missing from its I/O page table\n");
-            return Err(EFAULT);
-        }
-        if !batch.can_add(phys) {
+        let run = domain_run(domain, iova + (done * PAGE_SIZE) as u64, count - done)?;
+        if !batch.can_add(run.phys) {
             break;
-        }
-        // The longest physically contiguous run from here.
-        let mut n = 1;
-        while done + n < count
-            && domain.iova_to_phys(iova_of(done + n)) == phys + (n * PAGE_SIZE) as u64
-        {
-            n += 1;
         }
         // SAFETY: Each page of the run holds a pin kept until we return (the caller's
         // guarantee), with the batch's `writable`; the run is physically contiguous (just
         // read).
-        unsafe { batch.add_pins(phys, n) }?;
-        done += n;
+        unsafe { batch.add_pins(run.phys, run.npages) }?;
+        done += run.npages;
     }
     Ok(done)
 }

@@ -96,8 +96,6 @@ impl PageRun {
 pub struct PageRuns {
     /// The runs; never more than the capacity reserved at creation.
     runs: KVec<PageRun>,
-    /// The number of pages in `runs`.
-    npages: usize,
 }
 
 impl PageRuns {
@@ -105,24 +103,12 @@ impl PageRuns {
     pub fn new(capacity: usize) -> Result<Self> {
         Ok(Self {
             runs: KVec::with_capacity(capacity.max(1), GFP_KERNEL_ACCOUNT)?,
-            npages: 0,
         })
     }
 
     /// Forgets every run.
     pub fn clear(&mut self) {
         self.runs.clear();
-        self.npages = 0;
-    }
-
-    /// The number of pages listed.
-    pub fn npages(&self) -> usize {
-        self.npages
-    }
-
-    /// Whether nothing is listed.
-    pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
     }
 
     /// How many more runs fit.
@@ -130,8 +116,8 @@ impl PageRuns {
         self.runs.capacity() - self.runs.len()
     }
 
-    /// Whether `npages` pages from `phys` can be added: they continue the last run, or a new
-    /// run fits.
+    /// Whether pages from `phys` on can be added: they continue the last run, or a new run
+    /// fits.
     pub fn can_add(&self, phys: PhysAddr) -> bool {
         self.room() > 0 || self.runs.last().is_some_and(|last| last.continued_by(phys))
     }
@@ -142,7 +128,6 @@ impl PageRuns {
         if let Some(last) = self.runs.last_mut() {
             if last.continued_by(phys) {
                 last.npages += npages;
-                self.npages += npages;
                 return true;
             }
         }
@@ -153,12 +138,11 @@ impl PageRuns {
         {
             return false;
         }
-        self.npages += npages;
         true
     }
 
     /// The runs, in order.
-    pub fn iter(&self) -> impl Iterator<Item = PageRun> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = PageRun> + Clone + '_ {
         self.runs.iter().copied()
     }
 }
@@ -254,11 +238,6 @@ impl<'a> PinBatch<'a> {
     /// The pinned pages.
     pub fn runs(&self) -> &PageRuns {
         self.runs
-    }
-
-    /// The number of pinned pages.
-    pub fn npages(&self) -> usize {
-        self.runs.npages()
     }
 
     /// Whether a page at `phys` could still be added.
